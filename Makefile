@@ -1,0 +1,44 @@
+# sdgs — one obvious command per job. `make help` lists them.
+PYTHON ?= python
+PIP ?= $(PYTHON) -m pip
+# The CPU wheel on machines without CUDA (pip resolves the local/CPU build); the matching CUDA wheel
+# where CUDA is present (PyPI's default Linux wheel). Override: make install TORCH_SPEC="torch==2.13.0+cu126 --index-url ..."
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-train synth clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+install:  ## install torch (pinned first, so nothing pulls a multi-GB build) and sdgs with dev extras
+	$(PIP) install $(TORCH_SPEC)
+	$(PIP) install -e ".[dev]"
+
+test:  ## run the test suite (CPU; CUDA tests skip themselves)
+	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+test-fast:  ## unit tests only (skip the slow end-to-end runs)
+	$(PYTHON) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint:  ## ruff check + format check
+	$(PYTHON) -m ruff check sdgs datamodules tests bench
+	$(PYTHON) -m ruff format --check sdgs datamodules tests bench
+
+format:  ## apply ruff fixes and formatting
+	$(PYTHON) -m ruff check --fix sdgs datamodules tests bench
+	$(PYTHON) -m ruff format sdgs datamodules tests bench
+
+bench: bench-data bench-render  ## all benchmarks (JSON under bench/)
+
+bench-data:  ## data loading / synthesis throughput -> bench/data.json
+	$(PYTHON) -m bench.data --out bench/data.json
+
+bench-render:  ## renderer speed and memory vs the naive reference -> bench/render.json
+	$(PYTHON) -m bench.render --out bench/render.json
+
+synth:  ## write a small procedural dataset in FoD500 format to data/procedural
+	sdgs synth --out data/procedural --scenes 64 --size 128
+
+clean:  ## remove caches and run folders (never data/)
+	rm -rf .pytest_cache .ruff_cache runs cache

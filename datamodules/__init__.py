@@ -1,0 +1,20 @@
+"""Datasets and LightningDataModules: FoD500, NYUv2 (synthesised defocus), procedural default, user stacks."""
+
+from datamodules.base import FocalStackDataModule, StackDataset
+from datamodules.defocus import synthesize_focal_stack
+from datamodules.fod500 import FoD500DataModule, FoD500Dataset
+from datamodules.io import DataError
+from datamodules.procedural import ProceduralDataset, SyntheticDataModule, make_scene, write_procedural_dataset
+
+__all__ = [
+    "DataError",
+    "FoD500DataModule",
+    "FoD500Dataset",
+    "FocalStackDataModule",
+    "ProceduralDataset",
+    "StackDataset",
+    "SyntheticDataModule",
+    "make_scene",
+    "synthesize_focal_stack",
+    "write_procedural_dataset",
+]

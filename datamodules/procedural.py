@@ -1,0 +1,244 @@
+"""Procedural focal stacks: the embedded default dataset, so every path runs with no download.
+
+Scenes are a textured background plane (fronto-parallel or slanted) and 1-4 occluding objects (ellipses,
+rectangles, smooth blobs; fronto-parallel or slanted) with natural-image-like 1/f^alpha colour textures,
+occasionally textureless. Depth stays within the camera's range. Stacks are rendered with the one
+synthesis function (:func:`datamodules.defocus.synthesize_focal_stack`) and quantised to 8 bits like
+real captures.
+
+Small images are *centre crops of the sensor*, not downscales: the pixel pitch stays that of the
+camera (FoD500: 3.1 mm / 256 px), so CoC sizes in pixels (up to ~7 px) match FoD500 at 64-128 px.
+Everything is deterministic from ``(seed, index)``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from datamodules.base import FocalStackDataModule, StackDataset, make_item
+from datamodules.defocus import synthesize_focal_stack
+from datamodules.io import DataError
+from sdgs.optics import FOD500, Camera, get_camera
+
+__all__ = ["make_scene", "render_scene", "ProceduralDataset", "SyntheticDataModule", "write_procedural_dataset"]
+
+#: seed offsets of the three splits, so held-out scenes never repeat training ones
+SPLIT_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_003}
+
+
+def _pink_noise(h: int, w: int, alpha: float, g: torch.Generator) -> Tensor:
+    """``(H, W)`` 1/f^alpha noise scaled to [0, 1] (natural images have alpha ~ 1-2)."""
+    fy = torch.fft.fftfreq(h).view(-1, 1)
+    fx = torch.fft.rfftfreq(w).view(1, -1)
+    f = torch.sqrt(fx**2 + fy**2).clamp_min(1.0 / max(h, w))
+    spec = torch.complex(torch.randn(h, w // 2 + 1, generator=g), torch.randn(h, w // 2 + 1, generator=g))
+    img = torch.fft.irfft2(spec / f**alpha, s=(h, w))
+    img = img - img.min()
+    return img / img.max().clamp_min(1e-8)
+
+
+def _texture(h: int, w: int, g: torch.Generator, flat: bool) -> Tensor:
+    """``(3, H, W)`` colour texture in [0, 1]: two random colours mixed by 1/f noise (or one flat colour)."""
+    c1, c2 = torch.rand(3, 1, 1, generator=g), torch.rand(3, 1, 1, generator=g)
+    if flat:
+        return c1.expand(3, h, w).clone()
+    alpha = 1.0 + float(torch.rand((), generator=g))
+    t = _pink_noise(h, w, alpha, g)
+    detail = 0.15 * (_pink_noise(h, w, 0.6, g) - 0.5)
+    return (c1 * (1 - t) + c2 * t + detail).clamp(0, 1)
+
+
+def _inverse_depth_plane(h: int, w: int, depth_m: float, slant: float, g: torch.Generator) -> Tensor:
+    """``(H, W)`` depth of a plane through ``depth_m`` at the centre, tilted by ``slant`` (relative inverse depth)."""
+    ys = torch.linspace(-0.5, 0.5, h).view(-1, 1)
+    xs = torch.linspace(-0.5, 0.5, w).view(1, -1)
+    angle = 2 * math.pi * float(torch.rand((), generator=g))
+    ramp = math.cos(angle) * xs + math.sin(angle) * ys
+    return 1.0 / ((1.0 / depth_m) * (1.0 + slant * ramp))
+
+
+def _shape_mask(h: int, w: int, g: torch.Generator) -> Tensor:
+    """``(H, W)`` bool object mask: ellipse, rectangle or smooth blob, 10-45% of the frame across."""
+    kind = int(torch.randint(0, 3, (1,), generator=g))
+    ys = torch.arange(h).view(-1, 1) + 0.5
+    xs = torch.arange(w).view(1, -1) + 0.5
+    cy, cx = (float(torch.rand((), generator=g)) * h, float(torch.rand((), generator=g)) * w)
+    ry, rx = ((0.1 + 0.35 * torch.rand(2, generator=g)) * torch.tensor([h, w]) / 2).tolist()
+    if kind == 0:
+        return ((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2 <= 1
+    if kind == 1:
+        return ((ys - cy).abs() <= ry) & ((xs - cx).abs() <= rx)
+    blob = _pink_noise(h, w, 2.5, g)
+    window = torch.exp(-0.5 * (((ys - cy) / (2 * ry)) ** 2 + ((xs - cx) / (2 * rx)) ** 2))
+    return blob * window > 0.35
+
+
+def make_scene(seed: int, size: int | tuple[int, int] = 64, camera: Camera = FOD500) -> dict[str, Tensor]:
+    """A random scene: ``rgb`` ``(3, H, W)`` sharp colours in [0, 1] and ``depth`` ``(1, H, W)`` metres."""
+    h, w = (size, size) if isinstance(size, int) else size
+    g = torch.Generator().manual_seed(int(seed))
+    near, far = camera.depth_range_m
+    focus = camera.focus_distances_m or (near, far)
+    log_uniform = lambda lo, hi: math.exp(
+        math.log(lo) + (math.log(hi) - math.log(lo)) * float(torch.rand((), generator=g))
+    )  # noqa: E731
+    # Background between the middle of the focus range and the far limit; objects spread over the range.
+    bg_depth = log_uniform(max(near, focus[len(focus) // 2]), far)
+    slant = 0.6 * float(torch.rand((), generator=g)) if float(torch.rand((), generator=g)) < 0.6 else 0.0
+    depth = _inverse_depth_plane(h, w, bg_depth, slant, g)
+    rgb = _texture(h, w, g, flat=False)
+    objects = int(torch.randint(1, 5, (1,), generator=g))
+    obj_depths = sorted((log_uniform(near * 1.05, bg_depth * 0.9) for _ in range(objects)), reverse=True)
+    for z in obj_depths:  # far to near: nearer objects are painted over farther ones
+        mask = _shape_mask(h, w, g)
+        obj_slant = 0.3 * float(torch.rand((), generator=g)) if float(torch.rand((), generator=g)) < 0.4 else 0.0
+        flat = float(torch.rand((), generator=g)) < 0.1
+        depth = torch.where(mask, _inverse_depth_plane(h, w, z, obj_slant, g), depth)
+        rgb = torch.where(mask, _texture(h, w, g, flat=flat), rgb)
+    depth = depth.clamp(near, far)
+    return {"rgb": rgb, "depth": depth[None]}
+
+
+def scene_camera(camera: Camera, size: int | tuple[int, int]) -> Camera:
+    """Camera of a centre crop of ``camera``'s sensor at the same pixel pitch."""
+    h, w = (size, size) if isinstance(size, int) else size
+    return replace(camera, width_px=w, height_px=h, cx_px=None, cy_px=None)
+
+
+def render_scene(seed: int, size: int | tuple[int, int], camera: Camera, num_layers: int = 32):
+    """Scene + focal stack quantised to 8 bits: ``(stack (S, 3, H, W), depth (1, H, W), camera)``."""
+    cam = scene_camera(camera, size)
+    scene = make_scene(seed, size, cam)
+    focus = torch.tensor(cam.focus_distances_m)
+    stack = synthesize_focal_stack(scene["rgb"][None], scene["depth"][None], focus, cam, num_layers=num_layers)[0]
+    return torch.round(stack * 255) / 255, scene["depth"], cam
+
+
+class ProceduralDataset(StackDataset):
+    """In-memory procedural focal stacks, generated lazily per worker and cached.
+
+    Args:
+        num_scenes: samples in the split.
+        size: image size (px), a centre crop of the camera's sensor.
+        seed: base seed; scene i uses ``seed + i``.
+        camera: optics (default FoD500).
+    """
+
+    def __init__(self, num_scenes: int, size: int = 64, seed: int = 0, camera: Camera = FOD500, **kw) -> None:
+        super().__init__(**kw)
+        self.num_scenes, self.size, self.seed, self.camera = num_scenes, size, seed, camera
+        self._cache: dict[int, dict[str, Tensor]] = {}
+
+    def __len__(self) -> int:
+        return self.num_scenes
+
+    def describe(self, i: int) -> str:
+        return f"procedural scene seed {self.seed + i}"
+
+    def load(self, i: int) -> dict[str, Tensor]:
+        if i not in self._cache:
+            stack, depth, cam = render_scene(self.seed + i, self.size, self.camera)
+            self._cache[i] = make_item(stack, cam.focus_distances_m, depth, cam, i)
+        return self._cache[i]
+
+
+class SyntheticDataModule(FocalStackDataModule):
+    """The embedded default data: procedural scenes rendered with the FoD500 optics (or another preset).
+
+    Args:
+        num_train, num_val, num_test: scenes per split (disjoint seed streams).
+        size: image size (px): a centre crop of the sensor, same pixel pitch.
+        seed: base seed of the generator.
+        camera: optics preset name or camera JSON.
+        data_dir: if set, the scenes are written there once in FoD500 format (``sdgs synth``) and read back
+            through the FoD500 loader; otherwise they live in memory.
+        **kwargs: :class:`~datamodules.base.FocalStackDataModule` options.
+    """
+
+    def __init__(
+        self,
+        num_train: int = 256,
+        num_val: int = 16,
+        num_test: int = 32,
+        size: int = 64,
+        seed: int = 0,
+        camera: str = "fod500",
+        data_dir: str | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
+        self.size, self.seed, self.data_dir = size, seed, data_dir
+        self._camera = get_camera(camera)
+
+    @property
+    def camera(self) -> Camera:
+        return scene_camera(self._camera, self.size)
+
+    @property
+    def identity(self) -> str:
+        return f"procedural:{self._camera.name}:size{self.size}:seed{self.seed}"
+
+    def build_datasets(self) -> dict[str, StackDataset]:
+        counts = {"train": self.num_train, "val": self.num_val, "test": self.num_test}
+        out = {}
+        for split, n in counts.items():
+            crop = self.crop_size if split == "train" else self.eval_crop_size
+            kw = {"crop_size": crop, "augment": split == "train", "skip_bad": self.skip_bad}
+            seed = self.seed + SPLIT_OFFSETS[split]
+            if self.data_dir is None:
+                out[split] = ProceduralDataset(n, self.size, seed, self._camera, **kw)
+            else:
+                from datamodules.fod500 import FoD500Dataset, fod500_indices
+
+                folder = Path(self.data_dir) / split
+                if not folder.is_dir() or len(fod500_indices(folder)) < n:
+                    write_procedural_dataset(folder, n, self.size, seed, self._camera, force=True, progress=False)
+                out[split] = FoD500Dataset(folder, list(range(n)), self.camera, **kw)
+        return out
+
+
+def write_procedural_dataset(
+    out: str | Path,
+    scenes: int,
+    size: int = 64,
+    seed: int = 0,
+    camera: Camera = FOD500,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write ``scenes`` procedural scenes to ``out`` in FoD500 format (resumable: finished scenes are kept).
+
+    Refuses a non-empty folder that is not a procedural set of the same settings unless ``force``.
+    """
+    from tqdm.auto import tqdm
+
+    from datamodules.fod500 import depth_path, fod500_indices, write_fod500_sample
+
+    out = Path(out)
+    marker = out / "procedural.json"
+    settings = {"seed": seed, "size": size, "camera": camera.name}
+    import json
+
+    if out.exists() and any(out.iterdir()):
+        same = marker.is_file() and json.loads(marker.read_text()) == settings
+        if not same and not force:
+            raise DataError(f"{out} is not empty: choose another --out or pass --force to overwrite it")
+        if not same:
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(settings))
+    done = set(fod500_indices(out))
+    for i in tqdm(range(scenes), desc=f"synth {out.name}", disable=not progress, unit="scene"):
+        if i in done and depth_path(out, i).is_file():
+            continue
+        stack, depth, _ = render_scene(seed + i, size, camera)
+        write_fod500_sample(out, i, stack.permute(0, 2, 3, 1).numpy(), depth[0].numpy())
+    return out

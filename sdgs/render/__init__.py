@@ -1,0 +1,29 @@
+"""Defocus Gaussian-splatting renderer: one API, a pure-PyTorch backend and a gsplat (CUDA) backend."""
+
+from sdgs.render.defocus import (
+    FOOTPRINT_SIGMA_PX,
+    DefocusRenderer,
+    pixel_gaussians,
+    project_gaussians,
+    render_defocus,
+)
+from sdgs.render.rasterize import (
+    composite_layers,
+    gsplat_available,
+    layer_ids_from_depths,
+    rasterize_gaussians,
+    resolve_backend,
+)
+
+__all__ = [
+    "FOOTPRINT_SIGMA_PX",
+    "DefocusRenderer",
+    "composite_layers",
+    "gsplat_available",
+    "layer_ids_from_depths",
+    "pixel_gaussians",
+    "project_gaussians",
+    "rasterize_gaussians",
+    "render_defocus",
+    "resolve_backend",
+]
