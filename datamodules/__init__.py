@@ -3,14 +3,20 @@
 from datamodules.base import FocalStackDataModule, StackDataset
 from datamodules.defocus import synthesize_focal_stack
 from datamodules.fod500 import FoD500DataModule, FoD500Dataset
+from datamodules.folder import FocalStackFolderDataModule, FocalStackFolderDataset
 from datamodules.io import DataError
+from datamodules.nyuv2 import NYUv2DataModule, NYUv2Dataset
 from datamodules.procedural import ProceduralDataset, SyntheticDataModule, make_scene, write_procedural_dataset
 
 __all__ = [
     "DataError",
+    "FocalStackFolderDataModule",
+    "FocalStackFolderDataset",
     "FoD500DataModule",
     "FoD500Dataset",
     "FocalStackDataModule",
+    "NYUv2DataModule",
+    "NYUv2Dataset",
     "ProceduralDataset",
     "StackDataset",
     "SyntheticDataModule",

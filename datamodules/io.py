@@ -73,7 +73,7 @@ def read_image(path: str | Path) -> np.ndarray:
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, -1)
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
-        raise DataError(f"image {path} has shape {arr.shape}; expected (H, W, 3) RGB")
+        raise DataError(f"cannot read image {path}: decoded shape {arr.shape}, expected (H, W, 3) RGB (corrupt file?)")
     arr = arr[..., :3]
     scale = 65535.0 if arr.dtype == np.uint16 else 255.0
     return arr.astype(np.float32) / scale if arr.dtype != np.float32 else arr

@@ -1,0 +1,148 @@
+"""Users' own focal stacks: one folder per scene with its images and a ``stack.json``.
+
+Layout::
+
+    ROOT/
+      scene_a/
+        stack.json          {"focus_distances_m": [0.3, 0.5, 1.0],          # one per image, sorted by name
+                             "camera": "fod500" | {...Camera fields...},    # optics (preset or fields)
+                             "images": ["a.png", "b.png", "c.png"]}         # optional explicit order
+        000.png 001.png 002.png                                             # JPG/PNG/TIF, 8-bit RGB
+        depth.png | depth.exr | depth.npy                                   # optional: mm uint16 / m / m
+      scene_b/ ...
+
+``ROOT/train``, ``ROOT/val`` and ``ROOT/test`` sub-folders are used as splits when present; otherwise
+the scenes (sorted by name) are split by ``val_fraction`` / ``test_fraction``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from datamodules.base import FocalStackDataModule, StackDataset, make_item, require_dir
+from datamodules.io import IMAGE_SUFFIXES, DataError, read_depth, read_image
+from sdgs.optics import Camera, get_camera
+
+__all__ = ["FocalStackFolderDataset", "FocalStackFolderDataModule", "read_stack_json"]
+
+DEPTH_NAMES = ("depth.png", "depth.exr", "depth.npy")
+
+
+def read_stack_json(scene: Path) -> tuple[list[Path], list[float], Camera]:
+    """Images (in stack order), focus distances (m) and camera of one scene folder."""
+    meta_path = scene / "stack.json"
+    if not meta_path.is_file():
+        raise DataError(f"missing {meta_path}: every scene folder needs a stack.json with focus_distances_m")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{meta_path} is not valid JSON: {err}") from err
+    if "focus_distances_m" not in meta:
+        raise DataError(f"{meta_path} lacks 'focus_distances_m' (one focus distance in metres per image)")
+    if "images" in meta:
+        images = [scene / name for name in meta["images"]]
+    else:
+        images = sorted(p for p in scene.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.stem.lower() != "depth")
+    focus = [float(d) for d in meta["focus_distances_m"]]
+    if len(focus) != len(images):
+        raise DataError(
+            f"{meta_path}: {len(focus)} focus distances for {len(images)} images in {scene}; give one per image"
+        )
+    if len(images) < 1:
+        raise DataError(f"{scene} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    cam_spec = meta.get("camera")
+    if cam_spec is None:
+        raise DataError(f"{meta_path} lacks 'camera': a preset name (fod500, nyuv2, d3net) or Camera fields")
+    try:
+        camera = get_camera(cam_spec) if isinstance(cam_spec, str) else Camera.from_json(cam_spec)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{meta_path}: bad camera: {err}") from err
+    return images, focus, camera
+
+
+class FocalStackFolderDataset(StackDataset):
+    """Scene folders of a user's focal stacks (module docstring)."""
+
+    def __init__(self, scenes: list[Path], **kw) -> None:
+        super().__init__(**kw)
+        self.scenes = list(scenes)
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def describe(self, i: int) -> str:
+        return f"scene folder {self.scenes[i]}"
+
+    def load(self, i: int):
+        scene = self.scenes[i]
+        paths, focus, camera = read_stack_json(scene)
+        images = [read_image(p) for p in paths]
+        sizes = {im.shape for im in images}
+        if len(sizes) != 1:
+            raise DataError(f"{scene}: images of one stack must share a size, got {sorted(sizes)}")
+        depth = None
+        for name in DEPTH_NAMES:
+            if (scene / name).is_file():
+                depth = read_depth(scene / name)
+                break
+        if depth is not None and np.isinf(depth).any():
+            depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)  # +inf = no return: invalid
+        return make_item(np.stack(images), focus, depth, camera, i)
+
+
+class FocalStackFolderDataModule(FocalStackDataModule):
+    """DataModule over a folder of scene folders (module docstring).
+
+    Args:
+        root: the folder.
+        val_fraction, test_fraction: split fractions when ``root`` has no train/val/test sub-folders.
+        **kwargs: :class:`~datamodules.base.FocalStackDataModule` options.
+    """
+
+    def __init__(self, root: str = "data/stacks", val_fraction: float = 0.1, test_fraction: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.root, self.val_fraction, self.test_fraction = root, val_fraction, test_fraction
+
+    @property
+    def identity(self) -> str:
+        return f"folder:{Path(self.root).expanduser().resolve()}"
+
+    @property
+    def camera(self) -> Camera:
+        self.setup()
+        return read_stack_json(self.datasets["train"].scenes[0])[2]
+
+    @staticmethod
+    def _scenes(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "stack.json").is_file())
+
+    def build_datasets(self) -> dict[str, StackDataset]:
+        root = require_dir(self.root, "focal-stack folder", "pass --data.root; see README 'Your own focal stacks'")
+        if (root / "train").is_dir():
+            splits = {s: self._scenes(root / s) if (root / s).is_dir() else [] for s in ("train", "val", "test")}
+            splits["val"] = splits["val"] or splits["train"][-1:]
+            splits["test"] = splits["test"] or splits["val"]
+        else:
+            scenes = self._scenes(root)
+            n_test = int(round(len(scenes) * self.test_fraction))
+            n_val = int(round(len(scenes) * self.val_fraction))
+            train = scenes[: len(scenes) - n_test - n_val] or scenes
+            splits = {
+                "train": train,
+                "val": scenes[len(train) : len(train) + n_val] or train[-1:],
+                "test": scenes[len(scenes) - n_test :] if n_test else train[-1:],
+            }
+        if not splits["train"]:
+            raise DataError(f"no scene folders with a stack.json under {root}")
+        return {
+            split: FocalStackFolderDataset(
+                scenes,
+                crop_size=self.crop_size if split == "train" else self.eval_crop_size,
+                augment=split == "train",
+                skip_bad=self.skip_bad,
+            )
+            for split, scenes in splits.items()
+        }
