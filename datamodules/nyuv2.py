@@ -145,9 +145,9 @@ class NYUv2Dataset(StackDataset):
         depth = np.asarray(f["depths"][idx], dtype=np.float32).T  # (W, H) -> (H, W)
         full = get_camera(self.camera).resize(*rgb.shape[:2])  # intrinsics at 480x640
         if self.crop == "eigen":
-            t, b, l, r = EIGEN_CROP
-            rgb, depth = rgb[t:b, l:r], depth[t:b, l:r]
-            full = full.crop(t, l, b - t, r - l)
+            top, bottom, left, right = EIGEN_CROP
+            rgb, depth = rgb[top:bottom, left:right], depth[top:bottom, left:right]
+            full = full.crop(top, left, bottom - top, right - left)
         out_h, out_w = self.camera.height_px, self.camera.width_px
         if self.crop == "eigen":  # keep the aspect of the crop at the preset's width
             out_h = round(out_w * rgb.shape[0] / rgb.shape[1])

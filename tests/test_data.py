@@ -206,7 +206,7 @@ def test_procedural_written_in_fod500_format_is_read_back(tmp_path: Path) -> Non
     names = {p.name for p in out.glob("000000*")}
     assert names == {f"000000_{k:02d}All.tif" for k in range(5)} | {"000000Dpt.exr"}
     dm = FoD500DataModule(str(out))
-    item = dm.dataset("train")[0]
+    item = dm.dataset("train").load(0)  # load(): no train-time augmentation
     mem = SyntheticDataModule(num_train=3, size=24, seed=5).dataset("train").load(0)
     torch.testing.assert_close(item["stack"], mem["stack"], atol=1 / 255, rtol=0)
     with pytest.raises(DataError, match="--force"):
