@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-train synth clean
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -29,13 +29,16 @@ format:  ## apply ruff fixes and formatting
 	$(PYTHON) -m ruff check --fix sdgs datamodules tests bench
 	$(PYTHON) -m ruff format sdgs datamodules tests bench
 
-bench: bench-data bench-render  ## all benchmarks (JSON under bench/)
+bench: bench-data bench-render bench-splat  ## all benchmarks (JSON under bench/)
 
 bench-data:  ## data loading / synthesis throughput -> bench/data.json
 	$(PYTHON) -m bench.data --out bench/data.json
 
 bench-render:  ## renderer speed and memory vs the naive reference -> bench/render.json
 	$(PYTHON) -m bench.render --out bench/render.json
+
+bench-splat:  ## splatting-stage depth quality and seconds per scene -> bench/splat.json
+	$(PYTHON) -m bench.splat --out bench/splat.json
 
 synth:  ## write a small procedural dataset in FoD500 format to data/procedural
 	sdgs synth --out data/procedural --scenes 64 --size 128

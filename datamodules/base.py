@@ -9,7 +9,10 @@ A dataset item (a batch has a leading ``B``)::
                     (focal_length_m, f_number, pixel_size_m, fx_px, fy_px, cx_px, cy_px,
                     depth_near_m, depth_far_m, width_px, height_px); the renderer rebuilds a batched
                     camera with ``Camera.from_batch``
-    index           int64 scalar, the sample's index in its dataset
+    index           int64 scalar, the sample's position in its split's dataset (cache key)
+    crop            (6,) int64: top, left, height, width, flip_x, flip_y of this view of the full
+                    sample (train-time augmentation), so per-sample caches (splatting fits) can be
+                    cut to match
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.io import DataError
 from sdgs.optics import Camera
 
-__all__ = ["StackDataset", "FocalStackDataModule", "make_item", "check_item", "random_crop_flip"]
+__all__ = ["StackDataset", "FocalStackDataModule", "make_item", "check_item", "random_crop_flip", "apply_crop"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ def make_item(stack: np.ndarray | Tensor, focus: Any, depth: np.ndarray | Tensor
         "depth": depth,
         "camera": cam.to_tensors(),
         "index": torch.tensor(index, dtype=torch.long),
+        "crop": torch.tensor([0, 0, h, w, 0, 0], dtype=torch.long),
     }
 
 
@@ -86,6 +90,7 @@ def random_crop_flip(item: dict[str, Tensor], size: int | None, generator: torch
     stack, depth = item["stack"], item["depth"]
     h, w = stack.shape[-2:]
     cam = dict(item["camera"])
+    crop = item["crop"].clone()
     if size is not None and (h > size or w > size):
         sh, sw = min(size, h), min(size, w)
         top = int(torch.randint(0, h - sh + 1, (1,), generator=generator))
@@ -95,14 +100,28 @@ def random_crop_flip(item: dict[str, Tensor], size: int | None, generator: torch
         cam["cx_px"] = cam["cx_px"] - left
         cam["cy_px"] = cam["cy_px"] - top
         cam["width_px"], cam["height_px"] = torch.tensor(sw), torch.tensor(sh)
+        crop[:4] = torch.tensor([crop[0] + top, crop[1] + left, sh, sw])
         h, w = sh, sw
     if bool(torch.rand((), generator=generator) < 0.5):
         stack, depth = stack.flip(-1), depth.flip(-1)
         cam["cx_px"] = w - cam["cx_px"]
+        crop[4] = 1
     if bool(torch.rand((), generator=generator) < 0.5):
         stack, depth = stack.flip(-2), depth.flip(-2)
         cam["cy_px"] = h - cam["cy_px"]
-    return {**item, "stack": stack.contiguous(), "depth": depth.contiguous(), "camera": cam}
+        crop[5] = 1
+    return {**item, "stack": stack.contiguous(), "depth": depth.contiguous(), "camera": cam, "crop": crop}
+
+
+def apply_crop(full: Tensor, crop: Tensor) -> Tensor:
+    """Cut a per-sample full-image tensor ``(..., H, W)`` to the view described by ``crop`` (6,)."""
+    top, left, h, w, flip_x, flip_y = (int(v) for v in crop)
+    out = full[..., top : top + h, left : left + w]
+    if flip_x:
+        out = out.flip(-1)
+    if flip_y:
+        out = out.flip(-2)
+    return out
 
 
 class StackDataset(Dataset):
@@ -152,8 +171,11 @@ def _centre_crop(item: dict[str, Tensor], size: int) -> dict[str, Tensor]:
     cam = dict(item["camera"])
     cam["cx_px"], cam["cy_px"] = cam["cx_px"] - left, cam["cy_px"] - top
     cam["width_px"], cam["height_px"] = torch.tensor(sw), torch.tensor(sh)
+    crop = item["crop"].clone()
+    crop[:4] = torch.tensor([crop[0] + top, crop[1] + left, sh, sw])
     return {
         **item,
+        "crop": crop,
         "stack": item["stack"][..., top : top + sh, left : left + sw].contiguous(),
         "depth": item["depth"][..., top : top + sh, left : left + sw].contiguous(),
         "camera": cam,

@@ -89,7 +89,7 @@ class FoD500Dataset(StackDataset):
             raise DataError(
                 f"{depth_path(self.root, idx)}: depth is {depth.shape} but the images are {images[0].shape[:2]}"
             )
-        return make_item(np.stack(images), self.camera.focus_distances_m, depth, self.camera, idx)
+        return make_item(np.stack(images), self.camera.focus_distances_m, depth, self.camera, i)
 
 
 class FoD500DataModule(FocalStackDataModule):

@@ -182,7 +182,7 @@ class NYUv2Dataset(StackDataset):
             except Exception:  # a corrupt cache entry is re-synthesised, never trusted
                 stack = None
             if stack is not None and stack.shape[-2:] == rgb.shape[-2:]:
-                return make_item(stack, cam.focus_distances_m, depth, cam, idx)
+                return make_item(stack, cam.focus_distances_m, depth, cam, i)
         near = cam.depth_range_m[0]
         focus = torch.tensor(cam.focus_distances_m)
         stack = synthesize_focal_stack(rgb[None], depth.clamp_min(near)[None], focus, cam, num_layers=self.num_layers)[
@@ -192,7 +192,7 @@ class NYUv2Dataset(StackDataset):
         if cached is not None:
             with atomic_path(cached) as tmp:
                 np.save(tmp, (stack * 255).round().to(torch.uint8).numpy())
-        return make_item(stack, cam.focus_distances_m, depth, cam, idx)
+        return make_item(stack, cam.focus_distances_m, depth, cam, i)
 
 
 class NYUv2DataModule(FocalStackDataModule):

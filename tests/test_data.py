@@ -47,7 +47,8 @@ def test_fod500_values_orientation_and_split(tmp_path: Path) -> None:
     dm.setup()
     assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [4, 1, 2]
     item = dm.dataset("test")[0]
-    assert item["stack"].shape == (5, 3, 12, 16) and int(item["index"]) == 400
+    assert item["stack"].shape == (5, 3, 12, 16) and int(item["index"]) == 0
+    assert dm.dataset("test").describe(0).startswith("FoD500 scene 000400")
     torch.testing.assert_close(item["focus_distance"], torch.tensor(FOD500.focus_distances_m))
     img = item["stack"][2]  # k = 2: blue = 2/4
     assert abs(float(img[2].mean()) - 0.5) < 1 / 255
@@ -113,7 +114,7 @@ def test_fod500_skip_bad_logs_and_continues(tmp_path: Path, caplog) -> None:
     _write_fod500(tmp_path, [0, 1])
     (tmp_path / "000001_00All.tif").unlink()
     ds = FoD500Dataset(tmp_path, [0, 1], skip_bad=True)
-    assert int(ds[1]["index"]) == 0
+    assert torch.equal(ds[1]["stack"], ds[0]["stack"])  # scene 1 skipped: the next good one
     assert "skipping bad sample" in caplog.text
 
 
@@ -145,7 +146,7 @@ def test_nyuv2_orientation_split_and_synthesis(tmp_path: Path) -> None:
     dm.setup()
     assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [3, 1, 2]
     item = dm.dataset("test")[1]
-    assert int(item["index"]) == 5  # 1-based testNdxs 6 -> 0-based 5
+    assert dm.dataset("test").indices[1] == 5  # 1-based testNdxs 6 -> 0-based 5
     assert item["stack"].shape == (5, 3, 240, 320)
     # depth resized with nearest neighbour: the top-left value survives, orientation kept
     assert float(item["depth"][0, 0, 0]) == pytest.approx(depth[5, 0, 0])

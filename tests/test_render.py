@@ -64,7 +64,8 @@ def test_constant_plane_is_gaussian_blur_and_keeps_energy(depth_m: float) -> Non
     out = render_defocus(rgb, torch.full((1, 1, h, w), depth_m), focus, FOD500, backend="torch")
     for k, f in enumerate(FOD500.focus_distances_m):
         sigma = float(coc_to_sigma_px(coc_px(torch.tensor(depth_m), f, FOD500)))
-        total = math.sqrt(sigma**2 + FOOTPRINT_SIGMA_PX**2)  # the pixel's own footprint adds in quadrature
+        f2 = FOOTPRINT_SIGMA_PX**2  # total variance sigma^2 + f^2 exp(-sigma^2 / f^2): footprint-compensated
+        total = math.sqrt(sigma**2 + f2 * math.exp(-(sigma**2) / f2))
         r = math.ceil(3 * total)
         ref = kornia.filters.gaussian_blur2d(rgb, (2 * r + 1,) * 2, (total, total))
         # Tolerance 0.02 on white noise (the worst texture): kornia normalises a square 3-sigma kernel,

@@ -7,6 +7,7 @@ from sdgs.render.defocus import (
     project_gaussians,
     render_defocus,
 )
+from sdgs.render.fit import SplatFit, SplatFitConfig, fit_gaussians
 from sdgs.render.rasterize import (
     composite_layers,
     gsplat_available,
@@ -18,7 +19,10 @@ from sdgs.render.rasterize import (
 __all__ = [
     "FOOTPRINT_SIGMA_PX",
     "DefocusRenderer",
+    "SplatFit",
+    "SplatFitConfig",
     "composite_layers",
+    "fit_gaussians",
     "gsplat_available",
     "layer_ids_from_depths",
     "pixel_gaussians",

@@ -2,8 +2,9 @@
 
 Each pixel becomes a Gaussian at its unprojected centre (camera frame = world frame) with an isotropic
 3D covariance that projects to a footprint of :data:`FOOTPRINT_SIGMA_PX` on the axis. Projection gives
-its 2D covariance, the thin lens its CoC at each focus distance, and the covariance is inflated by
-``coc_to_sigma_px(c)^2 I`` (a normalised kernel, so energy is kept). The depth-layered rasterizer
+its 2D covariance, the thin lens its CoC at each focus distance, and the covariance is inflated by the
+PSF variance ``coc_to_sigma_px(c)^2 I`` less the footprint's share (:func:`footprint_compensated_variance`:
+the data already hold the pixel integration), with a normalised kernel so energy is kept. The depth-layered rasterizer
 (:mod:`sdgs.render.rasterize`) composites the result.
 
 A focal stack of S focus distances is rendered from one projection: only the CoC inflation is repeated.
@@ -45,6 +46,18 @@ def _camera_for_batch(camera: Camera | dict | str, batch: int, ndim: int, size: 
         if isinstance(value, Tensor):
             fields[key] = value.reshape(-1).expand(batch).reshape(view)
     return replace(camera, **fields) if fields else camera
+
+
+def footprint_compensated_variance(sigma2_psf: Tensor, footprint_px: float) -> Tensor:
+    """Variance (px^2) to add to a pixel Gaussian so the total blur is the PSF's, not PSF + footprint.
+
+    The radiance is already a pixel-sampled image (its pixel integration is in the data), so the
+    footprint must not blur it again: the added variance is ``sigma^2 - f^2 (1 - exp(-sigma^2 / f^2))``,
+    making the total ``sigma^2 + f^2 exp(-sigma^2 / f^2)``: the footprint ``f^2`` at zero CoC (coverage),
+    the PSF's ``sigma^2`` once the blur exceeds a pixel; smooth and monotone in between.
+    """
+    f2 = footprint_px**2
+    return sigma2_psf - f2 * (1.0 - torch.exp(-sigma2_psf / f2))
 
 
 def pixel_gaussians(depth_m: Tensor, K: Tensor, footprint_px: float = FOOTPRINT_SIGMA_PX) -> tuple[Tensor, Tensor]:
@@ -196,7 +209,7 @@ def render_defocus(
         if not torch.isfinite(coc_px).all():
             raise ValueError("coc_px holds non-finite values")
         coc = coc_px.reshape(b, -1, 1, h, w).expand(b, s, 1, h, w)
-    sigma2 = coc_to_sigma_px(coc, sigma_per_coc).reshape(b, s, h * w) ** 2
+    sigma2 = footprint_compensated_variance(coc_to_sigma_px(coc, sigma_per_coc).reshape(b, s, h * w) ** 2, footprint_px)
     eye = torch.eye(2, dtype=radiance.dtype, device=radiance.device)
     cov = (covars2d[:, None] + sigma2[..., None, None] * eye).reshape(b * s, h * w, 2, 2)
 

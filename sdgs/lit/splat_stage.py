@@ -1,0 +1,178 @@
+"""The shared Gaussian-splatting renderer callback: initial depth, CoC targets and confidence per batch.
+
+Attached to any sdgs LightningModule, :class:`GaussianSplattingStage` adds to every training and
+validation batch (never to test batches: testing sees one defocused image)::
+
+    initial_depth  (B, 1, H, W) m        z_gs of the splatting stage
+    coc_targets    (B, S, 1, H, W) px    signed CoC of z_gs at each image's focus distance
+    confidence     (B, 1, H, W) [0, 1]
+    radiance       (B, 3, H, W)          fitted sharp colours
+
+Fits are looked up in a disk cache keyed by (dataset identity, split, sample index, camera, fitting
+config); missing ones are fitted on the full, un-augmented sample (batched) and cached, then cut to the
+batch's crop/flip. It also holds the :class:`~sdgs.render.DefocusRenderer` that modules use for their
+rendered-loss terms, so one renderer instance serves every stage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import default_collate
+
+from datamodules.base import apply_crop
+from sdgs.optics import SIGMA_PER_COC
+from sdgs.render import DefocusRenderer
+from sdgs.render.cache import SplatCache
+from sdgs.render.fit import SplatFitConfig, fit_gaussians
+
+__all__ = ["GaussianSplattingStage", "fit_and_cache"]
+
+log = logging.getLogger(__name__)
+
+BATCH_FIELDS = {
+    "initial_depth": "depth",
+    "coc_targets": "coc_targets",
+    "confidence": "confidence",
+    "radiance": "radiance",
+}
+
+
+def _groups(items: list[dict[str, Tensor]]) -> Iterable[list[int]]:
+    """Positions of items that can share a batch (same stack shape)."""
+    by_shape: dict[tuple, list[int]] = {}
+    for j, item in enumerate(items):
+        by_shape.setdefault(tuple(item["stack"].shape), []).append(j)
+    return by_shape.values()
+
+
+def fit_and_cache(
+    dataset,
+    indices: Sequence[int],
+    cache: SplatCache,
+    config: SplatFitConfig,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    on_done=None,
+) -> dict[int, dict[str, Tensor]]:
+    """Fit the full, un-augmented samples ``indices`` of ``dataset`` in batches and cache each result.
+
+    Returns the fields per index (CPU). ``on_done(n)`` is called after each batch (progress bars).
+    """
+    out: dict[int, dict[str, Tensor]] = {}
+    for start in range(0, len(indices), batch_size):
+        chunk = list(indices[start : start + batch_size])
+        items = [dataset.load(i) for i in chunk]
+        for group in _groups(items):
+            batch = default_collate([items[j] for j in group])
+            fit = fit_gaussians(
+                batch["stack"].to(device), batch["focus_distance"].to(device),
+                {k: v.to(device) for k, v in batch["camera"].items()}, config=config,
+            )  # fmt: skip
+            for row, j in enumerate(group):
+                fields = {k: v[row].detach().cpu() for k, v in fit.to_dict().items()}
+                cache.save(chunk[j], fields)
+                out[chunk[j]] = fields
+        if on_done is not None:
+            on_done(len(chunk))
+    return out
+
+
+class GaussianSplattingStage(L.Callback):
+    """Shared Gaussian-splatting stage (module docstring).
+
+    Args:
+        cache_dir: where fits are cached (shared between runs and DDP ranks).
+        iters, lr, num_layers, init, coarse_fraction: fitting settings (:class:`SplatFitConfig`).
+        sigma_per_coc: PSF sigma per CoC, for the fits and the shared renderer.
+        backend: renderer backend (``auto`` = gsplat on CUDA, torch elsewhere).
+        render_layers: depth layers of the shared renderer used by the modules' losses.
+        fit_batch_size: scenes fitted together when entries are missing.
+    """
+
+    def __init__(
+        self,
+        cache_dir: str = "cache/splat",
+        iters: int = 16,
+        lr: float = 0.05,
+        num_layers: int = 8,
+        init: Literal["sweep", "far"] = "sweep",
+        coarse_fraction: float = 0.75,
+        sigma_per_coc: float = SIGMA_PER_COC,
+        backend: Literal["auto", "torch", "gsplat"] = "auto",
+        render_layers: int = 8,
+        fit_batch_size: int = 8,
+    ) -> None:
+        super().__init__()
+        self.cache_dir = cache_dir
+        self.config = SplatFitConfig(
+            iters=iters, lr=lr, num_layers=num_layers, init=init, coarse_fraction=coarse_fraction,
+            sigma_per_coc=sigma_per_coc, backend=backend,
+        )  # fmt: skip
+        self.renderer = DefocusRenderer(backend=backend, num_layers=render_layers, sigma_per_coc=sigma_per_coc)
+        self.fit_batch_size = fit_batch_size
+        self._datamodule = None
+        self._caches: dict[str, SplatCache] = {}
+        self.fitted = 0  # samples fitted by this process (the rest came from the cache)
+
+    # ------------------------------------------------------------------ wiring
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.bind(trainer.datamodule)
+        if hasattr(pl_module, "attach_renderer"):
+            pl_module.attach_renderer(self.renderer)
+
+    def bind(self, datamodule) -> None:
+        """Use ``datamodule`` (needs ``dataset(split)``, ``identity`` and ``camera``)."""
+        if datamodule is None or not hasattr(datamodule, "dataset"):
+            raise RuntimeError(
+                "GaussianSplattingStage needs an sdgs DataModule (datamodules.*DataModule) to look up the full "
+                "samples behind each batch; pass one with --data"
+            )
+        self._datamodule = datamodule
+        self._caches = {}
+
+    def cache(self, split: str) -> SplatCache:
+        if split not in self._caches:
+            dm = self._datamodule
+            self._caches[split] = SplatCache(
+                self.cache_dir, f"{dm.identity}:{split}", dm.camera.cache_key(), self.config
+            )
+        return self._caches[split]
+
+    # ------------------------------------------------------------------ per-batch
+    def fields_for(self, split: str, indices: Sequence[int], device: torch.device | str = "cpu") -> dict[int, dict]:
+        """Fits of the full samples ``indices`` of ``split``: cached, or fitted now and cached."""
+        cache = self.cache(split)
+        found = {i: cache.load(i) for i in indices}
+        missing = [i for i, v in found.items() if v is None]
+        if missing:
+            fitted = fit_and_cache(
+                self._datamodule.dataset(split), missing, cache, self.config, self.fit_batch_size, device
+            )
+            self.fitted += len(fitted)
+            found.update(fitted)
+        return found
+
+    def attach(self, batch: dict[str, Any], split: str) -> dict[str, Any]:
+        """Add ``initial_depth``, ``coc_targets``, ``confidence`` and ``radiance`` to ``batch`` in place."""
+        device = batch["stack"].device
+        indices = [int(i) for i in batch["index"]]
+        fields = self.fields_for(split, indices, device)
+        for key, name in BATCH_FIELDS.items():
+            views = [apply_crop(fields[i][name], crop) for i, crop in zip(indices, batch["crop"])]
+            batch[key] = torch.stack(views).to(device=device, dtype=batch["stack"].dtype)
+        return batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.attach(batch, "train")
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx: int = 0) -> None:
+        self.attach(batch, "val")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"config": self.config.key()}

@@ -1,0 +1,191 @@
+"""Gaussian-splatting stage: per-scene fitting, confidence, cache and the shared Lightning callback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from datamodules import SyntheticDataModule
+from datamodules.defocus import synthesize_focal_stack
+from datamodules.procedural import _texture, scene_camera
+from sdgs.lit.splat_stage import GaussianSplattingStage
+from sdgs.optics import FOD500
+from sdgs.render import fit_gaussians
+from sdgs.render.cache import SplatCache
+from sdgs.render.fit import SplatFitConfig
+
+CAM = scene_camera(FOD500, 64)
+FOCUS = torch.tensor(CAM.focus_distances_m)
+
+
+@pytest.fixture(scope="module")
+def step_scene():
+    """Near textured square (0.2 m) over a far textured wall (0.6 m) with a textureless patch on the wall."""
+    g = torch.Generator().manual_seed(3)
+    rgb = _texture(64, 64, g, flat=False)
+    rgb[:, 8:56, 8:56] = _texture(48, 48, g, flat=False)
+    rgb[:, 44:60, 2:18] = 0.5  # textureless patch on the wall
+    depth = torch.full((1, 64, 64), 0.6)
+    depth[:, 20:44, 24:48] = 0.2
+    stack = synthesize_focal_stack(rgb[None], depth[None], FOCUS, CAM)
+    fit = fit_gaussians(stack, FOCUS[None], CAM)
+    return {"rgb": rgb, "depth": depth, "stack": stack, "fit": fit}
+
+
+def test_fit_recovers_depth_step_in_textured_regions(step_scene) -> None:
+    z = step_scene["fit"].depth[0, 0]
+    square = z[24:40, 28:44].median()  # interior, away from the occlusion boundary
+    wall = z[4:16, 4:60].median()
+    assert abs(float(square) / 0.2 - 1) < 0.1, float(square)
+    assert abs(float(wall) / 0.6 - 1) < 0.1, float(wall)
+
+
+def test_confidence_high_on_texture_low_on_textureless_patch(step_scene) -> None:
+    conf = step_scene["fit"].confidence[0, 0]
+    assert conf.min() >= 0 and conf.max() <= 1
+    textured = conf[24:40, 28:44].mean()
+    flat = conf[48:56, 6:14].mean()
+    assert textured > 0.3 and flat < 0.05 and textured > 10 * flat, (float(textured), float(flat))
+
+
+def test_fit_outputs_shapes_and_coc_targets(step_scene) -> None:
+    fit = step_scene["fit"]
+    assert fit.depth.shape == (1, 1, 64, 64) and fit.radiance.shape == (1, 3, 64, 64)
+    assert fit.coc_targets.shape == (1, 5, 1, 64, 64) and fit.residual.shape == (1, 5)
+    from sdgs.optics import signed_coc_px
+
+    torch.testing.assert_close(fit.coc_targets[0, 2], signed_coc_px(fit.depth[0], 0.3, CAM))
+    near, far = CAM.depth_range_m
+    assert fit.depth.min() >= near * 0.999 and fit.depth.max() <= far * 1.001  # bounded
+    assert float(fit.residual.max()) < 0.02
+
+
+def test_fit_is_deterministic() -> None:
+    stack = torch.rand(1, 3, 3, 24, 24)
+    focus = torch.tensor([[0.1, 0.3, 1.5]])
+    cfg = SplatFitConfig(iters=2)
+    a = fit_gaussians(stack, focus, CAM, config=cfg)
+    b = fit_gaussians(stack, focus, CAM, config=cfg)
+    torch.testing.assert_close(a.depth, b.depth, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("stack", "focus", "match"),
+    [
+        (torch.rand(1, 1, 3, 16, 16), torch.tensor([[0.3]]), "S >= 2"),
+        (torch.rand(1, 2, 3, 16, 16), torch.tensor([[0.3, 0.3]]), "duplicate focus"),
+        (torch.full((1, 2, 3, 16, 16), float("nan")), torch.tensor([[0.1, 0.3]]), "non-finite"),
+        (torch.rand(1, 2, 3, 16, 16), torch.tensor([0.1, 0.3]), r"\(B, S\)"),
+    ],
+)
+def test_fit_bad_input(stack, focus, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        fit_gaussians(stack, focus, CAM, iters=1)
+
+
+# ------------------------------------------------------------------------------------------- cache
+def _fields(seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "depth": torch.rand(1, 4, 4, generator=g),
+        "radiance": torch.rand(3, 4, 4, generator=g),
+        "coc_targets": torch.rand(5, 1, 4, 4, generator=g),
+        "confidence": torch.rand(1, 4, 4, generator=g),
+        "residual": torch.rand(5, generator=g),
+    }
+
+
+def test_cache_round_trip_config_change_and_corruption(tmp_path: Path) -> None:
+    cache = SplatCache(tmp_path, "ds:train", CAM.cache_key(), SplatFitConfig())
+    cache.save(3, _fields(0))
+    again = SplatCache(tmp_path, "ds:train", CAM.cache_key(), SplatFitConfig())
+    for key, value in _fields(0).items():
+        assert torch.equal(again.load(3)[key], value)
+    assert SplatCache(tmp_path, "ds:train", CAM.cache_key(), SplatFitConfig(iters=3)).load(3) is None
+    assert SplatCache(tmp_path, "ds:val", CAM.cache_key(), SplatFitConfig()).load(3) is None
+    cache.path(3).write_bytes(cache.path(3).read_bytes()[:50])  # truncated entry: refit, never trusted
+    assert cache.load(3) is None
+    bad = _fields(1)
+    bad["depth"][0, 0, 0] = float("nan")
+    cache.save(4, bad)
+    assert cache.load(4) is None
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_cache_unwritable_dir(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(PermissionError, match="not writable"):
+        SplatCache(ro / "x", "ds", "cam", SplatFitConfig())
+
+
+def test_cache_path_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PermissionError, match="cache_dir"):
+        SplatCache(tmp_path / "file", "ds", "cam", SplatFitConfig())
+
+
+# ---------------------------------------------------------------------------------------- callback
+class _Probe(L.LightningModule):
+    """Minimal module that records what the callback attached."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.seen: list[dict[str, tuple]] = []
+        self.renderer = None
+
+    def attach_renderer(self, renderer) -> None:
+        self.renderer = renderer
+
+    def training_step(self, batch, batch_idx):
+        self.seen.append({k: tuple(batch[k].shape) for k in ("initial_depth", "coc_targets", "confidence", "radiance")})
+        return (self.w - batch["initial_depth"].mean()) ** 2
+
+    def validation_step(self, batch, batch_idx):
+        assert "initial_depth" in batch
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_callback_attaches_fields_in_a_two_step_fit(tmp_path: Path) -> None:
+    dm = SyntheticDataModule(num_train=4, num_val=2, num_test=2, size=32, crop_size=24, batch_size=2)
+    stage = GaussianSplattingStage(cache_dir=str(tmp_path / "cache"), iters=2)
+    probe = _Probe()
+    trainer = L.Trainer(
+        max_steps=2, limit_val_batches=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, callbacks=[stage],
+    )  # fmt: skip
+    trainer.fit(probe, dm)
+    assert probe.seen[0] == {
+        "initial_depth": (2, 1, 24, 24), "coc_targets": (2, 5, 1, 24, 24),
+        "confidence": (2, 1, 24, 24), "radiance": (2, 3, 24, 24),
+    }  # fmt: skip
+    assert probe.renderer is stage.renderer
+    fitted = stage.fitted
+    assert fitted >= 4  # train batches + the sanity-check val batch
+    # a second run over the same data reads the cache and fits nothing
+    stage2 = GaussianSplattingStage(cache_dir=str(tmp_path / "cache"), iters=2)
+    L.Trainer(
+        max_steps=2, limit_val_batches=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, callbacks=[stage2],
+    ).fit(_Probe(), dm)  # fmt: skip
+    assert stage2.fitted == 0
+
+
+def test_callback_cuts_cached_full_fit_to_the_batch_crop(tmp_path: Path) -> None:
+    dm = SyntheticDataModule(num_train=2, size=32, crop_size=20, batch_size=2)
+    stage = GaussianSplattingStage(cache_dir=str(tmp_path), iters=1)
+    stage.bind(dm)
+    batch = next(iter(dm.train_dataloader()))
+    stage.attach(batch, "train")
+    full = stage.cache("train").load(int(batch["index"][0]))
+    from datamodules.base import apply_crop
+
+    assert torch.equal(batch["initial_depth"][0], apply_crop(full["depth"], batch["crop"][0]))
