@@ -1,7 +1,8 @@
 """The ``sdgs`` command.
 
 ``sdgs fit|validate|test|predict`` are LightningCLI subcommands (configs in ``lightning_configs/``);
-``sdgs synth`` writes a procedural dataset in FoD500 format. Tool subcommands parse their own
+``sdgs synth`` writes a procedural dataset in FoD500 format; ``sdgs splat`` precomputes the
+splatting-stage cache of a config's dataset. Tool subcommands parse their own
 arguments with jsonargparse, so ``--help`` works on each.
 """
 
@@ -42,7 +43,13 @@ def synth_main(argv: Sequence[str]) -> int:
     return 0
 
 
-TOOLS: dict[str, Callable[[Sequence[str]], int]] = {"synth": synth_main}
+def _splat(argv: Sequence[str]) -> int:
+    from sdgs.lit.cli import splat_main
+
+    return splat_main(argv)
+
+
+TOOLS: dict[str, Callable[[Sequence[str]], int]] = {"synth": synth_main, "splat": _splat}
 
 
 def main(argv: Sequence[str] | None = None) -> int | None:

@@ -83,9 +83,9 @@ def per_image_depth_errors(
         valid = (gt > min_depth) & (gt < max_depth) & torch.isfinite(gt)
         if eigen_crop:
             h, w = gt.shape[-2:]
-            t, b, l, r = EIGEN_CROP_FRAC
+            top, bottom, left, right = EIGEN_CROP_FRAC
             crop = torch.zeros_like(valid)
-            crop[..., round(t * h) : round(b * h), round(l * w) : round(r * w)] = True
+            crop[..., round(top * h) : round(bottom * h), round(left * w) : round(right * w)] = True
             valid &= crop
         gt_c = torch.where(valid, gt, torch.ones_like(gt))
         p = torch.where(valid, pred.clamp(min_depth, max_depth), torch.ones_like(pred))

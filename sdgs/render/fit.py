@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sdgs.losses import photometric, smoothness
 from sdgs.optics import SIGMA_PER_COC, Camera, coc_to_sigma_px, signed_coc_px
 from sdgs.render.defocus import _camera_for_batch, render_defocus
 
@@ -196,13 +197,6 @@ def splat_confidence(
     return conf / (1.0 + (edge / rel_error) ** 2)
 
 
-def _ssim_l1(pred: Tensor, target: Tensor, ssim_weight: float) -> Tensor:
-    """Per-image ``w (1 - SSIM) + (1 - w) L1``; pred/target ``(N, 3, H, W)`` → ``(N,)``."""
-    ssim = kornia.metrics.ssim(pred, target, 11, max_val=1.0, padding="same").mean((1, 2, 3))
-    l1 = (pred - target).abs().mean((1, 2, 3))
-    return ssim_weight * (1 - ssim) + (1 - ssim_weight) * l1
-
-
 def fit_gaussians(
     stack: Tensor,
     focus_distance: Tensor,
@@ -260,18 +254,14 @@ def _fit(stack: Tensor, focus_distance: Tensor, camera: Camera | dict | str, cfg
         if cfg.refine_radiance:
             groups.append({"params": [radiance], "lr": cfg.radiance_lr})
         opt = torch.optim.Adam(groups)
-        hh, ww = target.shape[-2:]
         for _ in range(n):
             inv = inverse_depth(theta)
             out = render_defocus(
                 radiance.clamp(0, 1), 1.0 / inv, focus, cam, backend=cfg.backend,
                 num_layers=cfg.num_layers, sigma_per_coc=cfg.sigma_per_coc,
             )["image"]  # fmt: skip
-            photo = _ssim_l1(out.reshape(-1, c, hh, ww), target.reshape(-1, c, hh, ww), cfg.ssim_weight)
-            smooth = kornia.losses.inverse_depth_smoothness_loss(
-                inv / inv.mean((2, 3), keepdim=True), radiance.detach()
-            )
-            loss = photo.view(b, s).mean(1).sum() + cfg.smooth_weight * smooth * b
+            photo = photometric(out, target, cfg.ssim_weight, reduce=False)  # (B, S)
+            loss = photo.mean(1).sum() + cfg.smooth_weight * smoothness(inv, radiance.detach()) * b
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,117 @@
+"""Callbacks: preview grids (PNG in the run folder + W&B) and the per-run config saver."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.cli import SaveConfigCallback
+
+__all__ = ["RenderPreviewCallback", "RunDirSaveConfig", "run_dir"]
+
+
+def run_dir(trainer: L.Trainer) -> Path:
+    """The run folder: the first logger's ``log_dir`` (CSVLogger: runs/<name>/version_N), else default_root_dir."""
+    for logger in trainer.loggers:
+        log_dir = getattr(logger, "log_dir", None)
+        if log_dir:
+            return Path(log_dir)
+        if logger.save_dir:
+            return Path(logger.save_dir) / str(logger.name) / str(logger.version)
+    return Path(trainer.default_root_dir)
+
+
+class RunDirSaveConfig(SaveConfigCallback):
+    """Save the resolved config into each run's own folder.
+
+    Lightning's default writes ``config.yaml`` into ``logger.save_dir``, shared by every W&B run, so the
+    second ``sdgs fit`` into the same folder aborts (ecosystem.md C.3). Here each run keeps its own copy,
+    and a W&B run also gets the config as its hyper-parameters.
+    """
+
+    def __init__(self, parser, config, config_filename: str = "config.yaml", **kwargs) -> None:
+        kwargs.pop("save_to_log_dir", None)
+        kwargs["overwrite"] = True
+        super().__init__(parser, config, config_filename, save_to_log_dir=False, **kwargs)
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        folder = run_dir(trainer)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.parser.save(self.config, str(folder / self.config_filename), skip_none=False, overwrite=True)
+        for logger in trainer.loggers:
+            if type(logger).__name__.endswith("WandbLogger"):
+                logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)
+
+
+class RenderPreviewCallback(L.Callback):
+    """At each validation, a grid of: defocused input, re-rendered defocus (splatting radiance at the
+    predicted depth), predicted defocus map |CoC|, z0, refined depth, GT depth and |error|.
+
+    Written as ``<run>/previews/step_XXXXXXX.png`` and logged to W&B when a WandbLogger is attached.
+
+    Args:
+        max_images: samples (rows) per grid.
+        every_n_val: write a grid every N-th validation.
+    """
+
+    def __init__(self, max_images: int = 4, every_n_val: int = 1) -> None:
+        self.max_images = max_images
+        self.every_n_val = every_n_val
+        self._count = 0
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        preview = getattr(pl_module, "last_preview", None)
+        self._count += 1
+        if not preview or trainer.sanity_checking or not trainer.is_global_zero or self._count % self.every_n_val:
+            return
+        path = run_dir(trainer) / "previews" / f"step_{trainer.global_step:07d}.png"
+        save_preview_grid(preview, path, self.max_images)
+        for logger in trainer.loggers:
+            if type(logger).__name__.endswith("WandbLogger"):
+                logger.log_image(key="previews", images=[str(path)], step=trainer.global_step)
+
+
+def save_preview_grid(preview: dict, path: Path, max_images: int = 4) -> Path:
+    """Render the preview dict of :class:`~sdgs.lit.module.SDGSModule` to a PNG grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = min(max_images, preview["image"].shape[0])
+    cols = [("input (defocused)", preview["image"], "rgb")]
+    if "rendered" in preview:
+        cols.append(("re-rendered", preview["rendered"], "rgb"))
+    gt = preview["gt"]
+    vmax = float(gt[gt > 0].max()) if (gt > 0).any() else float(preview["depth"].max())
+    cols += [
+        ("|CoC| (px)", preview["defocus"], "coc"),
+        ("z0 (m)", preview["z0"], "depth"),
+        ("refined depth (m)", preview["depth"], "depth"),
+        ("GT depth (m)", gt, "depth"),
+        ("|error| (m)", (preview["depth"] - gt).abs() * (gt > 0), "err"),
+    ]
+    fig, axes = plt.subplots(n, len(cols), figsize=(2.2 * len(cols), 2.2 * n), squeeze=False)
+    for r in range(n):
+        for c, (title, tensor, kind) in enumerate(cols):
+            ax = axes[r, c]
+            img = tensor[r].detach().float().cpu()
+            if kind == "rgb":
+                ax.imshow(img.clamp(0, 1).permute(1, 2, 0).numpy())
+            else:
+                cmap = {"depth": "magma_r", "coc": "viridis", "err": "inferno"}[kind]
+                vmin, vm = (0.0, vmax) if kind == "depth" else (None, None)
+                im = ax.imshow(img[0].numpy(), cmap=cmap, vmin=vmin, vmax=vm)
+                fig.colorbar(im, ax=ax, fraction=0.046)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=72)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

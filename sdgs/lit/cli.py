@@ -1,0 +1,141 @@
+"""LightningCLI subclass behind ``sdgs fit|validate|test|predict`` and the ``sdgs splat`` precompute tool."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from lightning.pytorch.cli import LightningCLI
+
+from datamodules.base import FocalStackDataModule
+from datamodules.io import DataError
+from sdgs.lit.callbacks import RunDirSaveConfig, run_dir
+from sdgs.lit.module import SDGSModule
+
+__all__ = ["SDGSCLI", "run_lightning_cli", "splat_main", "format_metrics"]
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    """A plain-text table of ``name: value`` rows, sorted."""
+    if not metrics:
+        return "(no metrics: the data has no ground-truth depth?)"
+    width = max(len(k) for k in metrics)
+    return "\n".join(f"{k:<{width}}  {v:.4f}" for k, v in sorted(metrics.items()))
+
+
+class SDGSCLI(LightningCLI):
+    """``sdgs``: model = :class:`SDGSModule`, data = any :class:`~datamodules.base.FocalStackDataModule`.
+
+    After ``test``/``validate`` it prints the metrics and writes ``metrics.json`` into the run folder.
+    """
+
+    def _report(self, prefix: str) -> None:
+        metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith(prefix)}
+        if not self.trainer.is_global_zero:
+            return
+        print(format_metrics(metrics))
+        folder = run_dir(self.trainer)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "metrics.json"
+        tmp = path.with_suffix(".json.tmp")
+        payload = {"metrics": metrics, "ckpt_path": self.config_init[self.subcommand].get("ckpt_path")}
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        os.replace(tmp, path)
+        print(f"wrote {path}")
+
+    def after_test(self) -> None:
+        self._report("test/")
+
+    def after_validate(self) -> None:
+        self._report("val/")
+
+
+def _make_cli(argv: Sequence[str], run: bool = True) -> SDGSCLI:
+    return SDGSCLI(
+        SDGSModule,
+        FocalStackDataModule,
+        subclass_mode_data=True,
+        save_config_callback=RunDirSaveConfig if run else None,
+        seed_everything_default=0,
+        args=list(argv),
+        run=run,
+        auto_configure_optimizers=False,
+    )
+
+
+def run_lightning_cli(argv: Sequence[str]) -> None:
+    """Run a LightningCLI subcommand; data errors become one clear line and exit code 2."""
+    try:
+        _make_cli(argv)
+    except (DataError, FileNotFoundError) as err:
+        print(f"sdgs: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+
+
+def splat_main(argv: Sequence[str]) -> int:
+    """``sdgs splat --config CFG [--data.*] [--splits train,val] [--workers N] [--batch N]``.
+
+    Precomputes the splatting-stage cache of a dataset with the callback settings of the config (its
+    ``GaussianSplattingStage`` in ``trainer.callbacks``). Resumable: finished samples are skipped.
+    Parallel: ``--workers N`` starts N processes; under torchrun (RANK / WORLD_SIZE set) each rank takes
+    its share, on its own GPU when CUDA exists.
+    """
+    from tqdm.auto import tqdm
+
+    from sdgs.lit.splat_stage import GaussianSplattingStage, fit_and_cache
+
+    argv = list(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(splat_main.__doc__)
+        return 0
+    opts = {"--splits": "train,val", "--workers": "1", "--batch": "8"}
+    rest = []
+    it = iter(argv)
+    for arg in it:
+        key, _, value = arg.partition("=")
+        if key in opts:
+            opts[key] = value or next(it)
+        else:
+            rest.append(arg)
+    workers = int(opts["--workers"])
+    if workers > 1 and "RANK" not in os.environ:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "sdgs.cli", "splat", *argv],
+                env={**os.environ, "RANK": str(r), "WORLD_SIZE": str(workers), "OMP_NUM_THREADS": "1"},
+            )
+            for r in range(workers)
+        ]
+        return max(p.wait() for p in procs)
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    import torch
+
+    device = f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
+    try:
+        cli = _make_cli(["--trainer.logger=false", *rest] if "fit" not in rest[:1] else rest[1:], run=False)
+    except (DataError, FileNotFoundError) as err:
+        print(f"sdgs splat: error: {err}", file=sys.stderr)
+        return 2
+    stage = next((cb for cb in cli.trainer.callbacks if isinstance(cb, GaussianSplattingStage)), None)
+    if stage is None:
+        print("sdgs splat: error: the config has no GaussianSplattingStage in trainer.callbacks", file=sys.stderr)
+        return 2
+    try:
+        stage.bind(cli.datamodule)
+        for split in opts["--splits"].split(","):
+            dataset = cli.datamodule.dataset(split)
+            cache = stage.cache(split)
+            todo = sorted(set(range(len(dataset))) - cache.done(list(range(len(dataset)))))[rank::world]
+            t0 = time.perf_counter()
+            with tqdm(total=len(todo), desc=f"splat {split} (rank {rank}/{world})", unit="scene", position=rank) as bar:
+                fit_and_cache(dataset, todo, cache, stage.config, int(opts["--batch"]), device, on_done=bar.update)
+            if rank == 0:
+                print(f"{split}: {len(dataset)} samples cached in {cache.dir} ({time.perf_counter() - t0:.1f} s)")
+    except (DataError, PermissionError, ValueError) as err:
+        print(f"sdgs splat: error: {err}", file=sys.stderr)
+        return 2
+    return 0

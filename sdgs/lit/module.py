@@ -1,0 +1,308 @@
+"""One LightningModule for both networks, with a stage switch.
+
+* ``stage="joint"`` (default, one command): SDNet and DepthNet train together; DepthNet sees SDNet's
+  (detached) defocus map and lens-inverted initial depth z0.
+* ``stage="sdnet"``: SDNet only.
+* ``stage="depthnet"``: DepthNet only, SDNet loaded from ``sdnet_ckpt`` and frozen.
+
+Self-supervised training (default) reads the splatting stage's fields that
+:class:`~sdgs.lit.splat_stage.GaussianSplattingStage` attaches (``coc_targets``, ``confidence``,
+``initial_depth``, ``radiance``) and never the ground-truth depth; ``supervised=True`` swaps the targets
+for ground truth (the upper-bound row only). Evaluation always sees ONE defocused image per sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from sdgs import losses
+from sdgs.metrics import DepthMetrics
+from sdgs.models import DepthNet, SDNet, depth_from_coc
+from sdgs.optics import Camera, signed_coc_px
+from sdgs.render import DefocusRenderer
+
+__all__ = ["SDGSModule"]
+
+Stage = Literal["joint", "sdnet", "depthnet"]
+
+
+class SDGSModule(L.LightningModule):
+    """SDNet + DepthNet training and single-image evaluation.
+
+    Args:
+        stage: ``joint``, ``sdnet`` or ``depthnet`` (module docstring).
+        sdnet_width, sdnet_depth, depthnet_width, depthnet_depth: U-Net sizes.
+        lr, weight_decay: AdamW settings; cosine decay over the run.
+        defocus_weight: SDNet signed-CoC L1 to the splatting targets (confidence-weighted).
+        siamese_weight: agreement of the inverse depths two branches imply (<= 0.1: alone it pushes
+            towards a focus-independent output).
+        blur_weight: re-render a partner image from the splatting radiance and SDNet's depth; photometric.
+        depth_weight: DepthNet inverse-depth L1 to the splatting initial depth (confidence-weighted).
+        depth_render_weight: the same re-render loss from DepthNet's depth.
+        smooth_weight: edge-aware smoothness of DepthNet's inverse depth.
+        render_every: compute the rendered losses every N steps (rendering dominates a step on CPU).
+        ssim_weight: SSIM share of the photometric loss.
+        supervised: use ground-truth depth as targets (upper bound only).
+        sdnet_ckpt: checkpoint with SDNet weights (required for ``stage="depthnet"``).
+        metric_protocol: ``dfv`` (FoD500) or ``eigen`` (NYUv2).
+        near_max: DFV "near pixels" threshold (m).
+        eigen_crop, log10: Eigen protocol options.
+        test_focus_index: evaluate this image of each stack only; None = every index, averaged.
+    """
+
+    def __init__(
+        self,
+        stage: Stage = "joint",
+        sdnet_width: int = 16,
+        sdnet_depth: int = 3,
+        depthnet_width: int = 16,
+        depthnet_depth: int = 3,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        defocus_weight: float = 1.0,
+        siamese_weight: float = 0.05,
+        blur_weight: float = 0.5,
+        depth_weight: float = 1.0,
+        depth_render_weight: float = 0.5,
+        smooth_weight: float = 0.02,
+        render_every: int = 2,
+        ssim_weight: float = 0.85,
+        supervised: bool = False,
+        sdnet_ckpt: str | None = None,
+        metric_protocol: Literal["dfv", "eigen"] = "dfv",
+        near_max: float = 1.5,
+        eigen_crop: bool = False,
+        log10: bool = False,
+        test_focus_index: int | None = None,
+    ) -> None:
+        super().__init__()
+        if stage not in ("joint", "sdnet", "depthnet"):
+            raise ValueError(f"model.stage must be 'joint', 'sdnet' or 'depthnet', got {stage!r}")
+        self.save_hyperparameters()
+        self.sdnet = SDNet(sdnet_width, sdnet_depth)
+        self.depthnet = DepthNet(depthnet_width, depthnet_depth)
+        self.renderer: DefocusRenderer | None = None
+        metric_kw = {"protocol": metric_protocol, "eigen_crop": eigen_crop, "log10": log10}
+        self.val_metrics = DepthMetrics(**metric_kw)
+        self.val_near = DepthMetrics(near_max=near_max, **metric_kw) if metric_protocol == "dfv" else None
+        self.val_z0 = DepthMetrics(**metric_kw)
+        self.test_metrics = DepthMetrics(**metric_kw)
+        self.test_near = DepthMetrics(near_max=near_max, **metric_kw) if metric_protocol == "dfv" else None
+        self.test_z0 = DepthMetrics(**metric_kw)
+        self.test_per_index = torch.nn.ModuleDict()
+        self.last_preview: dict[str, Tensor] | None = None
+        if stage == "depthnet":
+            if not sdnet_ckpt:
+                raise ValueError(
+                    "model.stage='depthnet' trains DepthNet on a frozen SDNet: set model.sdnet_ckpt to a checkpoint "
+                    "of an 'sdnet' or 'joint' run (e.g. runs/<exp>/checkpoints/last.ckpt)"
+                )
+            self.load_sdnet(sdnet_ckpt)
+            self.sdnet.requires_grad_(False)
+
+    # ------------------------------------------------------------------ plumbing
+    def attach_renderer(self, renderer: DefocusRenderer) -> None:
+        """Called by :class:`GaussianSplattingStage`: share its renderer for the rendered losses."""
+        self.renderer = renderer
+
+    def load_sdnet(self, path: str) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        weights = {k[len("sdnet.") :]: v for k, v in state.get("state_dict", {}).items() if k.startswith("sdnet.")}
+        if not weights:
+            raise ValueError(f"{path} holds no SDNet weights (keys 'sdnet.*'): is it an sdgs checkpoint?")
+        try:
+            self.sdnet.load_state_dict(weights)
+        except RuntimeError as err:
+            raise ValueError(f"{path}: SDNet weights do not fit this model (check sdnet_width/depth): {err}") from err
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        ours, theirs = set(self.state_dict()), set(checkpoint.get("state_dict", {}))
+        if ours != theirs:
+            missing, extra = sorted(ours - theirs)[:3], sorted(theirs - ours)[:3]
+            raise ValueError(
+                f"checkpoint does not match SDGSModule(widths/depths as configured): missing {missing}, "
+                f"unexpected {extra}; pass the config the checkpoint was trained with"
+            )
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=self.hparams.lr * 0.05)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ inference
+    def predict_depth(self, image: Tensor, focus_m: Tensor, camera: Camera | dict) -> dict[str, Tensor]:
+        """Depth from ONE defocused image: SDNet → lens inversion z0 → DepthNet.
+
+        Args: ``image`` (B,3,H,W) in [0,1], ``focus_m`` (B,), ``camera`` (batched Camera or batch dict).
+        Returns: ``signed_coc``, ``defocus``, ``z0``, ``depth`` — each (B,1,H,W).
+        """
+        cam = Camera.from_batch(camera, 4) if isinstance(camera, dict) else camera
+        sd = self.sdnet(image, focus_m, cam)
+        z0 = depth_from_coc(sd["signed_coc"], focus_m, cam)
+        if self.hparams.stage == "sdnet":
+            return {"signed_coc": sd["signed_coc"], "defocus": sd["defocus"], "z0": z0, "depth": z0}
+        ref = self.depthnet(image, sd["defocus"].detach(), focus_m, z0.detach(), cam)
+        return {"signed_coc": sd["signed_coc"], "defocus": sd["defocus"], "z0": z0, "depth": ref["depth"]}
+
+    def forward(self, image: Tensor, focus_m: Tensor, camera: Camera | dict) -> Tensor:
+        return self.predict_depth(image, focus_m, camera)["depth"]
+
+    # ------------------------------------------------------------------ training
+    def _targets(self, batch: dict[str, Any], cam: Camera) -> dict[str, Tensor]:
+        if self.hparams.supervised:
+            gt = batch["depth"]
+            valid = (gt > 0).to(gt)
+            safe = torch.where(gt > 0, gt, torch.ones_like(gt))
+            s = batch["focus_distance"].shape[1]
+            coc = torch.stack(
+                [signed_coc_px(safe, batch["focus_distance"][:, k].view(-1, 1, 1, 1), cam) for k in range(s)], 1
+            )
+            return {"coc": coc, "confidence": valid, "inv_depth": 1.0 / safe}
+        missing = [k for k in ("coc_targets", "confidence", "initial_depth") if k not in batch]
+        if missing:
+            raise RuntimeError(
+                f"self-supervised training needs the splatting stage's {missing}: add "
+                "sdgs.lit.GaussianSplattingStage to trainer.callbacks (see lightning_configs/quickstart.yaml) "
+                "or set model.supervised=true"
+            )
+        return {
+            "coc": batch["coc_targets"],
+            "confidence": batch["confidence"],
+            "inv_depth": 1.0 / batch["initial_depth"],
+        }
+
+    def _render_loss(self, batch: dict[str, Any], depth: Tensor, b_idx: Tensor) -> Tensor:
+        """Re-render image ``b`` of each stack from the splatting radiance at ``depth``; photometric vs real."""
+        rows = torch.arange(depth.shape[0], device=depth.device)
+        rendered = self.renderer(
+            batch["radiance"], depth, batch["focus_distance"][rows, b_idx], camera=batch["camera"]
+        )["image"]
+        return losses.photometric(rendered, batch["stack"][rows, b_idx], self.hparams.ssim_weight)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        hp = self.hparams
+        stack, focus = batch["stack"], batch["focus_distance"]
+        bsz, s = focus.shape
+        if s < 2:
+            raise ValueError("training needs focal stacks of at least 2 images (Siamese pairs)")
+        cam = Camera.from_batch(batch["camera"], 4)
+        targets = self._targets(batch, cam)
+        # a random pair of distinct stack images per sample: the Siamese branches
+        a_idx = torch.randint(0, s, (bsz,), device=focus.device)
+        b_idx = (a_idx + torch.randint(1, s, (bsz,), device=focus.device)) % s
+        rows = torch.arange(bsz, device=focus.device)
+        do_render = (
+            self.renderer is not None and "radiance" in batch and self.global_step % max(1, hp.render_every) == 0
+        )
+        terms: dict[str, Tensor] = {}
+
+        out_a = self.sdnet(stack[rows, a_idx], focus[rows, a_idx], cam)
+        if hp.stage != "depthnet":
+            out_b = self.sdnet(stack[rows, b_idx], focus[rows, b_idx], cam)
+            conf = targets["confidence"]
+            terms["defocus"] = (
+                hp.defocus_weight
+                * 0.5
+                * (
+                    losses.confidence_l1(out_a["signed_coc"], targets["coc"][rows, a_idx], conf)
+                    + losses.confidence_l1(out_b["signed_coc"], targets["coc"][rows, b_idx], conf)
+                )
+            )
+            terms["siamese"] = hp.siamese_weight * losses.siamese_consistency(out_a["inv_depth"], out_b["inv_depth"])
+            if do_render and hp.blur_weight > 0:
+                terms["blur"] = hp.blur_weight * self._render_loss(batch, out_a["depth"], b_idx)
+        if hp.stage != "sdnet":
+            z0 = depth_from_coc(out_a["signed_coc"].detach(), focus[rows, a_idx], cam)
+            ref = self.depthnet(stack[rows, a_idx], out_a["defocus"].detach(), focus[rows, a_idx], z0, cam)
+            terms["depth"] = (
+                hp.depth_weight
+                * losses.confidence_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
+                / targets["inv_depth"].mean().clamp_min(1e-6)
+            )
+            terms["smooth"] = hp.smooth_weight * losses.smoothness(ref["inv_depth"], stack[rows, a_idx])
+            if do_render and hp.depth_render_weight > 0:
+                terms["depth_render"] = hp.depth_render_weight * self._render_loss(batch, ref["depth"], b_idx)
+        for name, value in terms.items():
+            if not torch.isfinite(value):
+                raise FloatingPointError(
+                    f"loss term '{name}' is {float(value)} at step {self.global_step}; stopping. The last good "
+                    "checkpoint is kept (ModelCheckpoint save_last); lower model.lr or check the inputs"
+                )
+        loss = torch.stack(list(terms.values())).sum()
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=bsz)
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bsz)
+        return loss
+
+    # ------------------------------------------------------------------ evaluation
+    def _indices(self, s: int) -> list[int]:
+        k = self.hparams.test_focus_index
+        if k is None:
+            return list(range(s))
+        if not 0 <= k < s:
+            raise ValueError(f"model.test_focus_index={k} but stacks have {s} images")
+        return [k]
+
+    def _evaluate(self, batch: dict[str, Any], split: str) -> None:
+        stack, focus, gt = batch["stack"], batch["focus_distance"], batch["depth"]
+        metrics = (self.val_metrics, self.val_near, self.val_z0) if split == "val" else (
+            self.test_metrics, self.test_near, self.test_z0)  # fmt: skip
+        for k in self._indices(stack.shape[1]):
+            out = self.predict_depth(stack[:, k], focus[:, k], batch["camera"])
+            metrics[0].update(out["depth"], gt)
+            if metrics[1] is not None:
+                metrics[1].update(out["depth"], gt)
+            metrics[2].update(out["z0"], gt)
+            if split == "test":
+                key = f"k{k}"
+                if key not in self.test_per_index:
+                    self.test_per_index[key] = DepthMetrics(
+                        protocol=self.hparams.metric_protocol, eigen_crop=self.hparams.eigen_crop,
+                        log10=self.hparams.log10,
+                    ).to(self.device)  # fmt: skip
+                self.test_per_index[key].update(out["depth"], gt)
+            if split == "val" and k == self._indices(stack.shape[1])[0]:
+                self.last_preview = {
+                    "image": stack[:, k].detach(), "defocus": out["defocus"].detach(), "z0": out["z0"].detach(),
+                    "depth": out["depth"].detach(), "gt": gt.detach(),
+                }  # fmt: skip
+                if "radiance" in batch and self.renderer is not None:
+                    self.last_preview["rendered"] = self.renderer(
+                        batch["radiance"], out["depth"], focus[:, k], camera=batch["camera"]
+                    )["image"].detach()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _log_metrics(self, split: str) -> None:
+        sets = (self.val_metrics, self.val_near, self.val_z0) if split == "val" else (
+            self.test_metrics, self.test_near, self.test_z0)  # fmt: skip
+        for metric, prefix in zip(sets, (f"{split}/", f"{split}/near/", f"{split}/z0/")):
+            if metric is None:
+                continue
+            if float(metric.images) > 0 or torch.distributed.is_initialized():
+                self.log_dict({prefix + k: v for k, v in metric.compute().items()})
+            metric.reset()
+        if split == "test":
+            for key, metric in self.test_per_index.items():
+                self.log_dict({f"test/{key}/{k}": v for k, v in metric.compute().items()})
+                metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        k = self.hparams.test_focus_index or 0
+        out = self.predict_depth(batch["stack"][:, k], batch["focus_distance"][:, k], batch["camera"])
+        return {"depth": out["depth"], "z0": out["z0"], "defocus": out["defocus"], "index": batch["index"]}

@@ -1,0 +1,110 @@
+"""SDNet (Siamese Defocus Network) and DepthNet: plain ``nn.Module``s, no Lightning inside."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from sdgs.models.unet import UNet
+from sdgs.optics import Camera, inverse_depth_from_signed_coc, signed_coc_px
+
+__all__ = ["SDNet", "DepthNet", "bounded_inverse_depth", "focus_plane"]
+
+
+def bounded_inverse_depth(logit: Tensor, near_m: float, far_m: float) -> Tensor:
+    """Inverse depth (1/m) in ``[1/far, 1/near]`` from an unbounded logit, uniform in log inverse depth."""
+    lo, hi = math.log(1.0 / far_m), math.log(1.0 / near_m)
+    return torch.exp(lo + (hi - lo) * torch.sigmoid(logit))
+
+
+def _logit_of_inverse_depth(inv: Tensor, near_m: float, far_m: float) -> Tensor:
+    lo, hi = math.log(1.0 / far_m), math.log(1.0 / near_m)
+    frac = ((inv.log() - lo) / (hi - lo)).clamp(1e-4, 1 - 1e-4)
+    return torch.log(frac / (1 - frac))
+
+
+def focus_plane(focus_m: Tensor, like: Tensor, near_m: float, far_m: float) -> Tensor:
+    """Constant input plane ``(B, 1, H, W)``: the focus distance as normalised log inverse depth in [0, 1]."""
+    lo, hi = math.log(1.0 / far_m), math.log(1.0 / near_m)
+    value = ((1.0 / focus_m).log() - lo) / (hi - lo)
+    return value.view(-1, 1, 1, 1).expand(like.shape[0], 1, *like.shape[-2:]).to(like)
+
+
+class SDNet(nn.Module):
+    """Siamese Defocus Network: one shared-weight encoder-decoder applied to each image of a stack.
+
+    Input: one defocused image and its focus distance (a constant plane). Output: a signed CoC map (px)
+    produced from a *bounded* log inverse depth through the thin lens, so it never leaves the depth
+    range the renderer and the dataset use. The defocus map is ``|signed_coc|``. The Siamese pairing is
+    the training (two images of one stack through the same weights), not the architecture.
+
+    Args:
+        width, depth: U-Net size (width 16 / depth 3 is the CPU quickstart; width 32 / depth 4 for GPUs).
+    """
+
+    def __init__(self, width: int = 16, depth: int = 3) -> None:
+        super().__init__()
+        self.net = UNet(4, 1, width, depth)
+
+    def forward(self, image: Tensor, focus_m: Tensor, camera: Camera) -> dict[str, Tensor]:
+        """Args: ``image`` (B,3,H,W) in [0,1]; ``focus_m`` (B,); ``camera`` batched (fields (B,1,1,1)).
+
+        Returns: ``signed_coc`` (B,1,H,W) px, ``defocus`` = |signed_coc|, ``inv_depth`` (B,1,H,W) 1/m,
+        ``depth`` (B,1,H,W) m.
+        """
+        near, far = camera.depth_range_m
+        x = torch.cat([image * 2 - 1, focus_plane(focus_m, image, near, far) * 2 - 1], 1)
+        inv = bounded_inverse_depth(self.net(x), near, far)
+        coc = signed_coc_px(1.0 / inv, focus_m.view(-1, 1, 1, 1), camera)
+        return {"signed_coc": coc, "defocus": coc.abs(), "inv_depth": inv, "depth": 1.0 / inv}
+
+
+class DepthNet(nn.Module):
+    """Refines depth from one defocused image, its defocus map, its focus distance and the initial depth z0.
+
+    Predicts a bounded residual on z0 in (logit) log-inverse-depth space, so the output stays within the
+    dataset's depth range. The residual head starts at zero: DepthNet begins as the identity on z0.
+
+    Args:
+        width, depth: U-Net size.
+        coc_scale_px: defocus maps are divided by this before entering the network.
+    """
+
+    def __init__(self, width: int = 16, depth: int = 3, coc_scale_px: float = 4.0) -> None:
+        super().__init__()
+        self.net = UNet(6, 1, width, depth)
+        nn.init.zeros_(self.net.head.weight)
+        nn.init.zeros_(self.net.head.bias)
+        self.coc_scale_px = coc_scale_px
+
+    def forward(
+        self, image: Tensor, defocus: Tensor, focus_m: Tensor, depth0: Tensor, camera: Camera
+    ) -> dict[str, Tensor]:
+        """Args: ``image`` (B,3,H,W), ``defocus`` (B,1,H,W) px, ``focus_m`` (B,), ``depth0`` (B,1,H,W) m.
+
+        Returns: ``inv_depth`` and ``depth`` (B,1,H,W).
+        """
+        near, far = camera.depth_range_m
+        logit0 = _logit_of_inverse_depth(1.0 / depth0, near, far)
+        lo, hi = math.log(1.0 / far), math.log(1.0 / near)
+        z0_norm = ((1.0 / depth0).log() - lo) / (hi - lo)
+        x = torch.cat(
+            [
+                image * 2 - 1,
+                defocus / self.coc_scale_px,
+                focus_plane(focus_m, image, near, far) * 2 - 1,
+                z0_norm * 2 - 1,
+            ],
+            1,
+        )
+        inv = bounded_inverse_depth(logit0 + self.net(x), near, far)
+        return {"inv_depth": inv, "depth": 1.0 / inv}
+
+
+def depth_from_coc(signed_coc: Tensor, focus_m: Tensor, camera: Camera) -> Tensor:
+    """Lens inversion z0 (m) of a signed CoC ``(B,1,H,W)``, clamped to the camera's depth range."""
+    near, far = camera.depth_range_m
+    inv = inverse_depth_from_signed_coc(signed_coc, focus_m.view(-1, 1, 1, 1), camera)
+    return 1.0 / inv.clamp(1.0 / far, 1.0 / near)
