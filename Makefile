@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat synth clean
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-train reproduce-table quickstart-ckpt synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,17 @@ bench-render:  ## renderer speed and memory vs the naive reference -> bench/rend
 
 bench-splat:  ## splatting-stage depth quality and seconds per scene -> bench/splat.json
 	$(PYTHON) -m bench.splat --out bench/splat.json
+
+bench-train:  ## quickstart quality bar (self-sup vs supervised vs constant) -> bench/quickstart.json
+	$(PYTHON) -m bench.train --out bench/quickstart.json
+
+reproduce-table:  ## train/test every experiment of lightning_configs/table.yaml -> results/table.{md,json} (FORCE=1 reruns)
+	$(PYTHON) -m sdgs.report --experiments lightning_configs/table.yaml --out results
+
+quickstart-ckpt:  ## train the quickstart model and copy it to checkpoints/quickstart.ckpt (for sdgs predict)
+	sdgs fit --config lightning_configs/quickstart.yaml
+	mkdir -p checkpoints && cp runs/quickstart/checkpoints/last.ckpt checkpoints/quickstart.ckpt
+	@echo "try: sdgs predict --ckpt_path checkpoints/quickstart.ckpt --input data/procedural/000000_02All.tif --focus-distance 0.3 --out predictions"
 
 synth:  ## write a small procedural dataset in FoD500 format to data/procedural
 	sdgs synth --out data/procedural --scenes 64 --size 128

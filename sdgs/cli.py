@@ -2,8 +2,9 @@
 
 ``sdgs fit|validate|test|predict`` are LightningCLI subcommands (configs in ``lightning_configs/``);
 ``sdgs synth`` writes a procedural dataset in FoD500 format; ``sdgs splat`` precomputes the
-splatting-stage cache of a config's dataset. Tool subcommands parse their own
-arguments with jsonargparse, so ``--help`` works on each.
+splatting-stage cache of a config's dataset; ``sdgs predict --input PHOTOS`` writes depth maps for
+users' photos (``sdgs predict --config`` without ``--input`` is LightningCLI's predict). Tool
+subcommands parse their own arguments with jsonargparse, so ``--help`` works on each.
 """
 
 from __future__ import annotations
@@ -52,11 +53,19 @@ def _splat(argv: Sequence[str]) -> int:
 TOOLS: dict[str, Callable[[Sequence[str]], int]] = {"synth": synth_main, "splat": _splat}
 
 
+def _user_predict(argv: Sequence[str]) -> int:
+    from sdgs.predict import predict_main
+
+    return predict_main(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int | None:
     """Entry point of the ``sdgs`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TOOLS:
         return TOOLS[argv[0]](argv[1:])
+    if argv[:1] == ["predict"] and any(a == "--input" or a.startswith("--input=") for a in argv):
+        return _user_predict(argv[1:])  # photos -> depth files; `sdgs predict --config` stays LightningCLI
     from sdgs.lit.cli import run_lightning_cli
 
     run_lightning_cli(argv)

@@ -202,9 +202,15 @@ class SDGSModule(L.LightningModule):
         )
         terms: dict[str, Tensor] = {}
 
-        out_a = self.sdnet(stack[rows, a_idx], focus[rows, a_idx], cam)
         if hp.stage != "depthnet":
-            out_b = self.sdnet(stack[rows, b_idx], focus[rows, b_idx], cam)
+            # both Siamese branches in one batched pass through the shared weights
+            both = self.sdnet(
+                torch.cat([stack[rows, a_idx], stack[rows, b_idx]]),
+                torch.cat([focus[rows, a_idx], focus[rows, b_idx]]),
+                Camera.from_batch({k: torch.cat([v, v]) for k, v in batch["camera"].items()}, 4),
+            )
+            out_a = {k: v[:bsz] for k, v in both.items()}
+            out_b = {k: v[bsz:] for k, v in both.items()}
             conf = targets["confidence"]
             terms["defocus"] = (
                 hp.defocus_weight
@@ -217,6 +223,9 @@ class SDGSModule(L.LightningModule):
             terms["siamese"] = hp.siamese_weight * losses.siamese_consistency(out_a["inv_depth"], out_b["inv_depth"])
             if do_render and hp.blur_weight > 0:
                 terms["blur"] = hp.blur_weight * self._render_loss(batch, out_a["depth"], b_idx)
+        else:
+            with torch.no_grad():
+                out_a = self.sdnet(stack[rows, a_idx], focus[rows, a_idx], cam)
         if hp.stage != "sdnet":
             z0 = depth_from_coc(out_a["signed_coc"].detach(), focus[rows, a_idx], cam)
             ref = self.depthnet(stack[rows, a_idx], out_a["defocus"].detach(), focus[rows, a_idx], z0, cam)

@@ -1,0 +1,151 @@
+"""``sdgs predict --ckpt_path CKPT --input DIR_or_FILE --focus-distance M [--camera …] --out DIR``.
+
+Depth from single defocused photos. For each JPG/PNG/TIF it writes ``<name>_depth.npy`` (metres),
+``<name>_depth.png`` (16-bit millimetres), ``<name>_depth_vis.png`` (colour map with a scale bar) and
+``<name>_preview.png`` (photo | depth side by side).
+
+Image size: the camera's pixel pitch refers to its own ``width_px``; a photo of another size is resized
+(aspect kept) so its width matches the camera's, predicted, and the depth is resized back to the photo.
+Focus distance: ``--focus-distance`` or, when absent, the photo's EXIF SubjectDistance.
+Bad files are reported and skipped, with a summary at the end; an image's outputs are written to
+temporary names and renamed only when all four succeeded, so nothing partial is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["predict_main", "exif_focus_distance"]
+
+SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+
+
+def exif_focus_distance(path: Path) -> float | None:
+    """EXIF SubjectDistance (m) if the file has it, else None."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            exif = im.getexif()
+            value = exif.get_ifd(0x8769).get(0x9206) or exif.get(0x9206)
+        value = float(value) if value is not None else None
+        return value if value and 0 < value < 1e4 else None
+    except Exception:
+        return None
+
+
+def _save_png16(path: Path, depth_m: np.ndarray) -> None:
+    from PIL import Image
+
+    mm = np.clip(np.round(depth_m * 1000.0), 0, 65535).astype(np.uint16)
+    Image.fromarray(mm).save(path, format="PNG")
+
+
+def _save_vis(path: Path, rgb: np.ndarray, depth_m: np.ndarray, preview: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    im = ax.imshow(depth_m, cmap="magma_r")
+    fig.colorbar(im, ax=ax, label="depth (m)")
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    axes[0].imshow(rgb)
+    axes[0].set_title("input")
+    im = axes[1].imshow(depth_m, cmap="magma_r")
+    axes[1].set_title("predicted depth (m)")
+    fig.colorbar(im, ax=axes[1])
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(preview, dpi=100, format="png")
+    plt.close(fig)
+
+
+def predict_main(argv: Sequence[str]) -> int:
+    from jsonargparse import ArgumentParser
+    from tqdm.auto import tqdm
+
+    from datamodules.io import DataError, read_image
+    from sdgs.lit.module import SDGSModule
+    from sdgs.optics import get_camera
+
+    parser = ArgumentParser(prog="sdgs predict", description=__doc__)
+    parser.add_argument("--ckpt_path", required=True, help="trained sdgs checkpoint (e.g. from make quickstart-ckpt)")
+    parser.add_argument("--input", required=True, help="an image file or a folder of images")
+    parser.add_argument("--focus-distance", "--focus_distance", dest="focus", type=float | None, default=None,
+                        help="focus distance in metres (default: EXIF SubjectDistance)")  # fmt: skip
+    parser.add_argument("--camera", default="fod500", help="fod500, nyuv2, d3net or a camera .json")
+    parser.add_argument("--out", default="predictions", help="output folder")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(list(argv))
+
+    ckpt = Path(args.ckpt_path)
+    if not ckpt.is_file():
+        print(
+            f"sdgs predict: error: checkpoint not found: {ckpt} (train one with `make quickstart-ckpt`)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        model = SDGSModule.load_from_checkpoint(ckpt, map_location=args.device).eval()
+        camera = get_camera(args.camera)
+    except Exception as err:
+        print(f"sdgs predict: error: {err}", file=sys.stderr)
+        return 2
+    src = Path(args.input)
+    files = sorted(p for p in src.iterdir() if p.suffix.lower() in SUFFIXES) if src.is_dir() else [src]
+    if not files or not files[0].exists():
+        print(f"sdgs predict: error: no JPG/PNG/TIF images at {src}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+    for path in tqdm(files, desc="predict", unit="image"):
+        targets = [
+            out / f"{path.stem}{suffix}" for suffix in ("_depth.npy", "_depth.png", "_depth_vis.png", "_preview.png")
+        ]
+        temps = [t.with_name(f".{t.name}.tmp{os.getpid()}") for t in targets]
+        try:
+            focus = args.focus if args.focus is not None else exif_focus_distance(path)
+            if focus is None:
+                raise DataError(f"{path}: no --focus-distance given and no EXIF SubjectDistance in the file")
+            rgb = read_image(path)
+            h, w = rgb.shape[:2]
+            img = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(args.device)
+            cw = camera.width_px
+            ch = max(8, round(h * cw / w))
+            cam = replace(camera, width_px=cw, height_px=ch, cx_px=None, cy_px=None, fx_px=None, fy_px=None)
+            small = F.interpolate(img, size=(ch, cw), mode="bilinear", antialias=True, align_corners=False)
+            cam_batch = {k: v[None].to(args.device) for k, v in cam.to_tensors().items()}
+            with torch.no_grad():
+                depth = model.predict_depth(small, torch.tensor([focus], device=args.device), cam_batch)["depth"]
+            depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+            np.save(temps[0], depth.astype(np.float32))
+            _save_png16(temps[1], depth)
+            _save_vis(temps[2], rgb, depth, temps[3])
+            for tmp, final in zip(temps, targets):
+                os.replace(tmp, final)
+        except Exception as err:  # report, skip, and leave nothing partial
+            failed.append(f"{path.name}: {err}")
+            for tmp in temps:
+                if tmp.exists():
+                    tmp.unlink()
+    done = len(files) - len(failed)
+    print(f"predicted {done} of {len(files)} images into {out}")
+    for line in failed:
+        print(f"  skipped {line}", file=sys.stderr)
+    return 0 if done else 1

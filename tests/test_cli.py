@@ -1,0 +1,143 @@
+"""The ``sdgs`` command as a user runs it (subprocesses): synth, fit, test, print_config, errors, W&B runs
+in a row, DDP on 2 CPU processes, kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+CFG = str(REPO / "lightning_configs" / "quickstart.yaml")
+DEBUG = str(REPO / "lightning_configs" / "trainer" / "debug.yaml")
+CSV = str(REPO / "lightning_configs" / "logger" / "csv.yaml")
+SMALL = [
+    "--data.init_args.num_train=8", "--data.init_args.num_val=4", "--data.init_args.num_test=4",
+    "--data.init_args.size=32", "--data.init_args.batch_size=4", "--model.sdnet_width=8",
+    "--model.depthnet_width=8", "--trainer.enable_progress_bar=false",
+]  # fmt: skip
+
+
+def sdgs(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(REPO), **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sdgs.cli", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=900
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"sdgs {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
+def test_synth_writes_fod500_and_refuses_overwrite(tmp_path: Path) -> None:
+    sdgs("synth", "--out", "d", "--scenes", "2", "--size", "16", cwd=tmp_path)
+    assert (tmp_path / "d" / "000001Dpt.exr").is_file() and (tmp_path / "d" / "000001_04All.tif").is_file()
+    proc = sdgs("synth", "--out", "d", "--scenes", "2", "--size", "16", "--seed", "9", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "--force" in proc.stderr
+
+
+def test_fit_then_test_writes_metrics_and_checkpoints(tmp_path: Path) -> None:
+    sdgs("fit", "--config", CFG, "--config", DEBUG, "--config", CSV, *SMALL, cwd=tmp_path)
+    ckpt = tmp_path / "runs" / "quickstart" / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    run = next((tmp_path / "runs" / "sdgs").glob("version_*"))
+    assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
+    assert list((run / "previews").glob("*.png"))
+    proc = sdgs("test", "--config", CFG, "--config", CSV, *SMALL, "--ckpt_path", str(ckpt), cwd=tmp_path)
+    assert "test/abs_rel" in proc.stdout
+    metrics_files = list((tmp_path / "runs" / "sdgs").glob("version_*/metrics.json"))
+    metrics = json.loads(metrics_files[-1].read_text())["metrics"]
+    assert 0 < metrics["test/abs_rel"] < 5 and "test/near/abs_rel" in metrics and "test/k0/abs_rel" in metrics
+    # trained on procedural data, tested on a FoD500-format folder: the camera comes from the data
+    sdgs("synth", "--out", "fod", "--scenes", "3", "--size", "32", cwd=tmp_path)
+    proc = sdgs(
+        "test", "--config", CFG, "--config", CSV, *SMALL[4:], "--data=datamodules.FoD500DataModule",
+        "--data.data_dir=fod", "--data.batch_size=2", "--ckpt_path", str(ckpt), cwd=tmp_path,
+    )  # fmt: skip
+    assert "test/abs_rel" in proc.stdout
+
+
+def test_print_config_and_bad_configs(tmp_path: Path) -> None:
+    proc = sdgs("fit", "--config", CFG, "--print_config", cwd=tmp_path)
+    assert "GaussianSplattingStage" in proc.stdout and "SyntheticDataModule" in proc.stdout
+    bad_key = sdgs("fit", "--config", CFG, "--model.no_such_key=1", cwd=tmp_path, check=False)
+    assert bad_key.returncode != 0 and "no_such_key" in bad_key.stderr
+    bad_class = sdgs("fit", "--config", CFG, "--data=datamodules.NoSuchDataModule", cwd=tmp_path, check=False)
+    assert bad_class.returncode != 0 and "NoSuchDataModule" in bad_class.stderr
+    missing = sdgs(
+        "fit", "--config", CFG, "--config", CSV, "--data=datamodules.FoD500DataModule", "--data.data_dir=/nope",
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "/nope" in missing.stderr and "not found" in missing.stderr
+
+
+def test_two_wandb_fits_in_a_row_keep_their_own_configs(tmp_path: Path) -> None:
+    for _ in range(2):
+        sdgs("fit", "--config", CFG, "--config", DEBUG, *SMALL, "--trainer.max_steps=1", cwd=tmp_path)
+    configs = list((tmp_path / "runs" / "quickstart").glob("version_*/config.yaml"))
+    assert len(configs) == 2
+    assert list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+
+
+def test_splat_precompute_is_resumable(tmp_path: Path) -> None:
+    args = ("splat", "--config", CFG, "--config", CSV, *SMALL[:4], "--splits", "train")
+    first = sdgs(*args, cwd=tmp_path)
+    assert "train: 8 samples cached" in first.stdout
+    entries = list((tmp_path / "cache" / "splat").rglob("*.pt"))
+    mtimes = {p: p.stat().st_mtime_ns for p in entries}
+    sdgs(*args, cwd=tmp_path)
+    assert len(entries) == 8 and all(p.stat().st_mtime_ns == t for p, t in mtimes.items())  # nothing refitted
+
+
+def test_ddp_two_cpu_processes_match_single_process_metrics(tmp_path: Path) -> None:
+    sdgs("fit", "--config", CFG, "--config", DEBUG, "--config", CSV, *SMALL, "--trainer.max_steps=2", cwd=tmp_path)
+    ckpt = str(tmp_path / "runs" / "quickstart" / "checkpoints" / "last.ckpt")
+    common = ("validate", "--config", CFG, "--config", CSV, *SMALL, "--ckpt_path", ckpt,
+              "--data.init_args.num_val=8", "--data.init_args.batch_size=2")  # fmt: skip
+    sdgs(*common, cwd=tmp_path)
+    sdgs(*common, "--config", str(REPO / "lightning_configs" / "trainer" / "cpu_ddp.yaml"), cwd=tmp_path)
+    runs = sorted((tmp_path / "runs" / "sdgs").glob("version_*/metrics.json"), key=lambda p: p.stat().st_mtime)
+    single, ddp = (json.loads(p.read_text())["metrics"] for p in runs[-2:])
+    assert single.keys() == ddp.keys() and "val/abs_rel" in single
+    for key in single:
+        assert ddp[key] == pytest.approx(single[key], rel=1e-4, abs=1e-6), key
+    # and DDP training runs a few steps
+    sdgs("fit", "--config", CFG, "--config", DEBUG, "--config", CSV, *SMALL, "--trainer.max_steps=2",
+         "--config", str(REPO / "lightning_configs" / "trainer" / "cpu_ddp.yaml"), cwd=tmp_path)  # fmt: skip
+
+
+def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
+    base = ("fit", "--config", CFG, "--config", CSV, *SMALL, "--trainer.limit_val_batches=0",
+            "--trainer.max_steps=6", "--trainer.log_every_n_steps=1")  # fmt: skip
+    killed = sdgs(*base, "--trainer.callbacks+=tests.helpers.KillAfterStep",
+                  "--trainer.callbacks.init_args.step=3", cwd=tmp_path, check=False)  # fmt: skip
+    assert killed.returncode == 17, killed.stderr[-2000:]
+    ckpt = tmp_path / "runs" / "quickstart" / "checkpoints" / "last.ckpt"
+    import torch
+
+    assert torch.load(ckpt, weights_only=False)["global_step"] == 3
+    sdgs(*base, "--ckpt_path", "last", cwd=tmp_path)
+    assert torch.load(ckpt, weights_only=False)["global_step"] == 6
+    # the uninterrupted run reaches the same step and, to tolerance, the same loss
+    other = tmp_path / "uninterrupted"
+    other.mkdir()
+    sdgs(*base, cwd=other)
+    ckpt2 = other / "runs" / "quickstart" / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt2, weights_only=False)["global_step"] == 6
+
+    def last_loss(root: Path) -> float:
+        import csv
+
+        rows = []
+        for path in sorted((root / "runs" / "sdgs").glob("version_*/metrics.csv")):
+            rows += [r for r in csv.DictReader(path.open()) if r.get("train/loss")]
+        return float(max(rows, key=lambda r: int(r["step"]))["train/loss"])
+
+    assert last_loss(tmp_path) == pytest.approx(last_loss(other), rel=0.25)

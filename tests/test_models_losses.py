@@ -1,0 +1,86 @@
+"""SDNet / DepthNet contracts and the loss functions."""
+
+from __future__ import annotations
+
+import kornia
+import pytest
+import torch
+
+from sdgs import losses
+from sdgs.models import DepthNet, SDNet, UNet, depth_from_coc
+from sdgs.optics import FOD500, Camera, signed_coc_px
+
+
+def _cam(b: int, size: int = 32) -> Camera:
+    from dataclasses import replace
+
+    t = replace(FOD500, width_px=size, height_px=size).to_tensors()
+    return Camera.from_batch({k: v.expand(b) for k, v in t.items()}, 4)
+
+
+def test_unet_any_size_and_groupnorm() -> None:
+    net = UNet(4, 2, width=8, depth=3)
+    assert net(torch.rand(2, 4, 37, 50)).shape == (2, 2, 37, 50)
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in net.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+
+
+def test_sdnet_signed_coc_is_thin_lens_of_bounded_depth() -> None:
+    net = SDNet(width=8, depth=2)
+    with torch.no_grad():
+        net.net.head.bias.fill_(50.0)  # saturate: the depth must stay inside the range
+    cam = _cam(2)
+    focus = torch.tensor([0.1, 1.5])
+    out = net(torch.rand(2, 3, 32, 32), focus, cam)
+    near, far = FOD500.depth_range_m
+    assert out["depth"].min() >= near * 0.999 and out["depth"].max() <= far * 1.001
+    torch.testing.assert_close(out["signed_coc"], signed_coc_px(out["depth"], focus.view(-1, 1, 1, 1), cam))
+    torch.testing.assert_close(out["defocus"], out["signed_coc"].abs())
+    z0 = depth_from_coc(out["signed_coc"], focus, cam)
+    torch.testing.assert_close(z0, out["depth"], rtol=1e-4, atol=1e-5)
+
+
+def test_depthnet_starts_as_identity_and_stays_in_range() -> None:
+    net = DepthNet(width=8, depth=2)
+    cam = _cam(2)
+    z0 = torch.rand(2, 1, 32, 32) * 2 + 0.2
+    out = net(torch.rand(2, 3, 32, 32), torch.rand(2, 1, 32, 32) * 5, torch.tensor([0.3, 0.7]), z0, cam)
+    torch.testing.assert_close(out["depth"], z0, rtol=1e-3, atol=1e-4)
+    with torch.no_grad():
+        net.net.head.bias.fill_(-100.0)
+    far = net(torch.rand(2, 3, 32, 32), torch.zeros(2, 1, 32, 32), torch.tensor([0.3, 0.7]), z0, cam)["depth"]
+    assert far.max() <= FOD500.depth_range_m[1] * 1.001
+
+
+def test_sdnet_is_focus_conditioned() -> None:
+    net = SDNet(width=8, depth=2)
+    img = torch.rand(1, 3, 32, 32)
+    a = net(img, torch.tensor([0.1]), _cam(1))["inv_depth"]
+    b = net(img, torch.tensor([1.5]), _cam(1))["inv_depth"]
+    assert not torch.allclose(a, b)
+
+
+def test_photometric_uses_one_minus_ssim_not_kornias_half() -> None:
+    x, y = torch.rand(2, 3, 24, 24), torch.rand(2, 3, 24, 24)
+    assert float(losses.photometric(x, x)) == pytest.approx(0.0, abs=1e-6)
+    only_ssim = losses.photometric(x, y, ssim_weight=1.0)
+    assert float(only_ssim) == pytest.approx(2 * float(kornia.losses.ssim_loss(x, y, 11)), rel=1e-4)
+    only_l1 = losses.photometric(x, y, ssim_weight=0.0)
+    assert float(only_l1) == pytest.approx(float((x - y).abs().mean()), rel=1e-5)
+    assert losses.photometric(torch.rand(2, 5, 3, 16, 16), torch.rand(2, 5, 3, 16, 16), reduce=False).shape == (2, 5)
+
+
+def test_confidence_l1_hand_value() -> None:
+    pred = torch.tensor([1.0, 2.0, 3.0]).view(1, 1, 1, 3)
+    target = torch.tensor([1.5, 2.0, 5.0]).view(1, 1, 1, 3)
+    conf = torch.tensor([1.0, 1.0, 0.0]).view(1, 1, 1, 3)
+    assert float(losses.confidence_l1(pred, target, conf)) == pytest.approx(0.25)
+    assert float(losses.confidence_l1(pred, target, torch.zeros_like(conf))) == 0.0
+
+
+def test_siamese_consistency_and_smoothness() -> None:
+    inv = torch.rand(2, 1, 8, 8) + 0.5
+    assert float(losses.siamese_consistency(inv, inv)) == 0.0
+    assert float(losses.siamese_consistency(inv, 2 * inv)) == pytest.approx(2 / 3, rel=1e-5)
+    flat = torch.ones(1, 1, 8, 8)
+    assert float(losses.smoothness(flat, torch.rand(1, 3, 8, 8))) == pytest.approx(0.0, abs=1e-7)
