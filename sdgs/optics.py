@@ -35,6 +35,7 @@ __all__ = [
     "PRESETS",
     "get_camera",
     "signed_coc_px",
+    "signed_coc_from_inverse_depth",
     "coc_px",
     "depth_from_signed_coc",
     "inverse_depth_from_signed_coc",
@@ -321,6 +322,15 @@ def signed_coc_px(depth_m: Tensor, focus_distance_m: Scalar, camera: Camera) -> 
     """
     _check_positive("depth (m)", depth_m)
     return _lens_gain(focus_distance_m, camera) * (1.0 - focus_distance_m / depth_m)
+
+
+def signed_coc_from_inverse_depth(inverse_depth: Tensor, focus_distance_m: Scalar, camera: Camera) -> Tensor:
+    """Signed CoC (px) from inverse depth (1/m): ``gain (1 - d / z)``, affine in ``1/z``.
+
+    The form networks use: no division, so a bounded inverse depth gives a bounded CoC (and a
+    non-finite network output reaches the loss, whose check names it, instead of failing here).
+    """
+    return _lens_gain(focus_distance_m, camera) * (1.0 - focus_distance_m * inverse_depth)
 
 
 def coc_px(depth_m: Tensor, focus_distance_m: Scalar, camera: Camera) -> Tensor:

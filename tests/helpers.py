@@ -27,14 +27,16 @@ class NaNInputAt(L.Callback):
 
 
 class KillAfterStep(L.Callback):
-    """Kill the process (no clean shutdown) once ``step`` optimizer steps are done and checkpointed."""
+    """Kill the process (no clean shutdown, like a pre-empted job) when step ``step`` is about to start.
 
-    def __init__(self, step: int = 3) -> None:
+    Use a step right after an epoch end, where ModelCheckpoint has just written ``last.ckpt``.
+    """
+
+    def __init__(self, step: int = 4) -> None:
         self.step = step
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step >= self.step:
-            trainer.save_checkpoint(os.path.join(trainer.checkpoint_callback.dirpath, "last.ckpt"))
             os._exit(17)
 
 

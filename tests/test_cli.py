@@ -114,15 +114,15 @@ def test_ddp_two_cpu_processes_match_single_process_metrics(tmp_path: Path) -> N
 
 
 def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
-    base = ("fit", "--config", CFG, "--config", CSV, *SMALL, "--trainer.limit_val_batches=0",
-            "--trainer.max_steps=6", "--trainer.log_every_n_steps=1")  # fmt: skip
+    base = ("fit", "--config", CFG, "--config", CSV, *SMALL, "--trainer.limit_val_batches=1",
+            "--trainer.max_steps=6", "--trainer.log_every_n_steps=1", "--trainer.check_val_every_n_epoch=1")  # fmt: skip
     killed = sdgs(*base, "--trainer.callbacks+=tests.helpers.KillAfterStep",
-                  "--trainer.callbacks.init_args.step=3", cwd=tmp_path, check=False)  # fmt: skip
+                  "--trainer.callbacks.init_args.step=4", cwd=tmp_path, check=False)  # fmt: skip
     assert killed.returncode == 17, killed.stderr[-2000:]
     ckpt = tmp_path / "runs" / "quickstart" / "checkpoints" / "last.ckpt"
     import torch
 
-    assert torch.load(ckpt, weights_only=False)["global_step"] == 3
+    assert torch.load(ckpt, weights_only=False)["global_step"] == 4  # saved at the end of epoch 2, then killed
     sdgs(*base, "--ckpt_path", "last", cwd=tmp_path)
     assert torch.load(ckpt, weights_only=False)["global_step"] == 6
     # the uninterrupted run reaches the same step and, to tolerance, the same loss
@@ -132,12 +132,14 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
     ckpt2 = other / "runs" / "quickstart" / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt2, weights_only=False)["global_step"] == 6
 
-    def last_loss(root: Path) -> float:
+    def final_val_abs_rel(root: Path) -> float:
         import csv
 
         rows = []
         for path in sorted((root / "runs" / "sdgs").glob("version_*/metrics.csv")):
-            rows += [r for r in csv.DictReader(path.open()) if r.get("train/loss")]
-        return float(max(rows, key=lambda r: int(r["step"]))["train/loss"])
+            rows += [r for r in csv.DictReader(path.open()) if r.get("val/abs_rel")]
+        return float(max(rows, key=lambda r: int(r["step"]))["val/abs_rel"])
 
-    assert last_loss(tmp_path) == pytest.approx(last_loss(other), rel=0.25)
+    # data order after a resume is not the uninterrupted order (the global RNG is not checkpointed),
+    # so the weights differ slightly; the validation error must agree to tolerance
+    assert final_val_abs_rel(tmp_path) == pytest.approx(final_val_abs_rel(other), rel=0.25)

@@ -24,7 +24,8 @@ def _fit(tmp_path: Path, steps: int, callbacks=(), supervised: bool = False, **m
     stage = GaussianSplattingStage(cache_dir=str(tmp_path / "cache"), iters=4)
     trainer = L.Trainer(
         max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        limit_val_batches=1, val_check_interval=steps, callbacks=[*callbacks, stage, recorder],
+        limit_val_batches=1, val_check_interval=steps, check_val_every_n_epoch=None,
+        callbacks=[*callbacks, stage, recorder],
         default_root_dir=str(tmp_path),
     )  # fmt: skip
     trainer.fit(model, dm)

@@ -120,12 +120,13 @@ class SDGSModule(L.LightningModule):
             raise ValueError(f"{path}: SDNet weights do not fit this model (check sdnet_width/depth): {err}") from err
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        ours, theirs = set(self.state_dict()), set(checkpoint.get("state_dict", {}))
-        if ours != theirs:
-            missing, extra = sorted(ours - theirs)[:3], sorted(theirs - ours)[:3]
+        mine, theirs = self.state_dict(), checkpoint.get("state_dict", {})
+        missing, extra = sorted(set(mine) - set(theirs))[:3], sorted(set(theirs) - set(mine))[:3]
+        shapes = [k for k in set(mine) & set(theirs) if tuple(mine[k].shape) != tuple(theirs[k].shape)][:3]
+        if missing or extra or shapes:
             raise ValueError(
-                f"checkpoint does not match SDGSModule(widths/depths as configured): missing {missing}, "
-                f"unexpected {extra}; pass the config the checkpoint was trained with"
+                f"checkpoint does not match SDGSModule as configured (missing {missing}, unexpected {extra}, "
+                f"other shapes {shapes}): pass the config the checkpoint was trained with (e.g. its config.yaml)"
             )
 
     def configure_optimizers(self):
@@ -185,6 +186,14 @@ class SDGSModule(L.LightningModule):
         )["image"]
         return losses.photometric(rendered, batch["stack"][rows, b_idx], self.hparams.ssim_weight)
 
+    def _check_finite(self, terms: dict[str, Tensor]) -> None:
+        for name, value in terms.items():
+            if not torch.isfinite(value):
+                raise FloatingPointError(
+                    f"loss term '{name}' is {float(value)} at step {self.global_step}; stopping. The last good "
+                    "checkpoint is kept (ModelCheckpoint save_last); lower model.lr or check the inputs"
+                )
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         hp = self.hparams
         stack, focus = batch["stack"], batch["focus_distance"]
@@ -194,8 +203,10 @@ class SDGSModule(L.LightningModule):
         cam = Camera.from_batch(batch["camera"], 4)
         targets = self._targets(batch, cam)
         # a random pair of distinct stack images per sample: the Siamese branches
-        a_idx = torch.randint(0, s, (bsz,), device=focus.device)
-        b_idx = (a_idx + torch.randint(1, s, (bsz,), device=focus.device)) % s
+        # (drawn from the step number, so a resumed run picks the same pairs as an uninterrupted one)
+        gen = torch.Generator().manual_seed(1_000_003 * int(self.global_step) + 17)
+        a_idx = torch.randint(0, s, (bsz,), generator=gen).to(focus.device)
+        b_idx = (a_idx + torch.randint(1, s, (bsz,), generator=gen).to(focus.device)) % s
         rows = torch.arange(bsz, device=focus.device)
         do_render = (
             self.renderer is not None and "radiance" in batch and self.global_step % max(1, hp.render_every) == 0
@@ -221,6 +232,7 @@ class SDGSModule(L.LightningModule):
                 )
             )
             terms["siamese"] = hp.siamese_weight * losses.siamese_consistency(out_a["inv_depth"], out_b["inv_depth"])
+            self._check_finite(terms)  # before rendering: a NaN depth must be reported as its loss term
             if do_render and hp.blur_weight > 0:
                 terms["blur"] = hp.blur_weight * self._render_loss(batch, out_a["depth"], b_idx)
         else:
@@ -235,14 +247,10 @@ class SDGSModule(L.LightningModule):
                 / targets["inv_depth"].mean().clamp_min(1e-6)
             )
             terms["smooth"] = hp.smooth_weight * losses.smoothness(ref["inv_depth"], stack[rows, a_idx])
+            self._check_finite(terms)
             if do_render and hp.depth_render_weight > 0:
                 terms["depth_render"] = hp.depth_render_weight * self._render_loss(batch, ref["depth"], b_idx)
-        for name, value in terms.items():
-            if not torch.isfinite(value):
-                raise FloatingPointError(
-                    f"loss term '{name}' is {float(value)} at step {self.global_step}; stopping. The last good "
-                    "checkpoint is kept (ModelCheckpoint save_last); lower model.lr or check the inputs"
-                )
+        self._check_finite(terms)
         loss = torch.stack(list(terms.values())).sum()
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=bsz)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bsz)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from sdgs.models.unet import UNet
-from sdgs.optics import Camera, inverse_depth_from_signed_coc, signed_coc_px
+from sdgs.optics import Camera, inverse_depth_from_signed_coc, signed_coc_from_inverse_depth
 
 __all__ = ["SDNet", "DepthNet", "bounded_inverse_depth", "focus_plane"]
 
@@ -57,7 +57,7 @@ class SDNet(nn.Module):
         near, far = camera.depth_range_m
         x = torch.cat([image * 2 - 1, focus_plane(focus_m, image, near, far) * 2 - 1], 1)
         inv = bounded_inverse_depth(self.net(x), near, far)
-        coc = signed_coc_px(1.0 / inv, focus_m.view(-1, 1, 1, 1), camera)
+        coc = signed_coc_from_inverse_depth(inv, focus_m.view(-1, 1, 1, 1), camera)
         return {"signed_coc": coc, "defocus": coc.abs(), "inv_depth": inv, "depth": 1.0 / inv}
 
 
