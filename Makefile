@@ -22,8 +22,8 @@ test-fast:  ## unit tests only (skip the slow end-to-end runs)
 	$(PYTHON) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint:  ## ruff check + format check
-	$(PYTHON) -m ruff check sdgs datamodules tests bench
-	$(PYTHON) -m ruff format --check sdgs datamodules tests bench
+	$(PYTHON) -m ruff check sdgs datamodules tests bench docs
+	$(PYTHON) -m ruff format --check sdgs datamodules tests bench docs
 
 format:  ## apply ruff fixes and formatting
 	$(PYTHON) -m ruff check --fix sdgs datamodules tests bench

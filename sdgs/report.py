@@ -352,7 +352,9 @@ def write_table(table: dict[str, Any], out: str | Path = "results") -> Path:
                     cells += [_fmt(m.get("test/near/abs_rel")), _fmt(m.get("test/near/rmse"))]
                 lines.append(f"| {name} | {inputs[row]} | " + " | ".join(cells) + " |")
             lines.append("")
-            lines.append(f"Wall time for this block: {rows.get('_seconds', 0):.0f} s.")
+            fits = {r: rows[r].get("fit_seconds") for r in ("self-supervised", "supervised") if r in rows}
+            timing = ", ".join(f"{r} {t:.0f} s" for r, t in fits.items() if t is not None)
+            lines.append(f"Training wall time (splatting fits included): {timing or 'n/a'}.")
             lines.append("")
         peers = PEERS.get(exp, [])
         if peers:

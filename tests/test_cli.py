@@ -114,8 +114,8 @@ def test_ddp_two_cpu_processes_match_single_process_metrics(tmp_path: Path) -> N
 
 
 def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
-    base = ("fit", "--config", CFG, "--config", CSV, *SMALL, "--trainer.limit_val_batches=1",
-            "--trainer.max_steps=6", "--trainer.log_every_n_steps=1", "--trainer.check_val_every_n_epoch=1")  # fmt: skip
+    base = ("fit", "--config", CFG, "--config", CSV, *SMALL, "--trainer.limit_val_batches=1", "--trainer.max_steps=6",
+            "--trainer.log_every_n_steps=1", "--trainer.check_val_every_n_epoch=1")  # fmt: skip
     killed = sdgs(*base, "--trainer.callbacks+=tests.helpers.KillAfterStep",
                   "--trainer.callbacks.init_args.step=4", cwd=tmp_path, check=False)  # fmt: skip
     assert killed.returncode == 17, killed.stderr[-2000:]
