@@ -134,7 +134,8 @@ def predict_main(argv: Sequence[str]) -> int:
             with torch.no_grad():
                 depth = model.predict_depth(small, torch.tensor([focus], device=args.device), cam_batch)["depth"]
             depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
-            np.save(temps[0], depth.astype(np.float32))
+            with open(temps[0], "wb") as f:  # a handle: np.save would append ".npy" to the temporary name
+                np.save(f, depth.astype(np.float32))
             _save_png16(temps[1], depth)
             _save_vis(temps[2], rgb, depth, temps[3])
             for tmp, final in zip(temps, targets):
