@@ -82,3 +82,11 @@ def test_checkpoint_from_another_model_is_refused(tmp_path: Path) -> None:
     # the matching model tests fine, on ONE image per sample (5 focus indices logged)
     result = tester.test(SDGSModule(sdnet_width=8, depthnet_width=8), dm, ckpt_path=str(ckpt))[0]
     assert {f"test/k{k}/abs_rel" for k in range(5)} <= set(result)
+
+
+def test_preview_grids_every_n_steps_and_at_validation(tmp_path: Path) -> None:
+    from sdgs.lit import RenderPreviewCallback
+
+    _fit(tmp_path, 4, callbacks=[RenderPreviewCallback(max_images=2, every_n_steps=2)])
+    previews = sorted(p.name for p in (tmp_path / "previews").glob("*.png"))
+    assert "train_step_0000002.png" in previews and any(p.startswith("val_step_") for p in previews)

@@ -45,31 +45,57 @@ class RunDirSaveConfig(SaveConfigCallback):
 
 
 class RenderPreviewCallback(L.Callback):
-    """At each validation, a grid of: defocused input, re-rendered defocus (splatting radiance at the
-    predicted depth), predicted defocus map |CoC|, z0, refined depth, GT depth and |error|.
+    """At each validation (and every N training steps) a grid of: defocused input, re-rendered defocus
+    (splatting radiance at the predicted depth), predicted defocus map |CoC|, z0, refined depth, GT depth
+    and |error|.
 
-    Written as ``<run>/previews/step_XXXXXXX.png`` and logged to W&B when a WandbLogger is attached.
+    Written as ``<run>/previews/{val,train}_step_XXXXXXX.png`` and logged to W&B when a WandbLogger is attached.
 
     Args:
         max_images: samples (rows) per grid.
         every_n_val: write a grid every N-th validation.
+        every_n_steps: also write a grid of the current training batch every N optimizer steps (0 = never).
     """
 
-    def __init__(self, max_images: int = 4, every_n_val: int = 1) -> None:
+    def __init__(self, max_images: int = 4, every_n_val: int = 1, every_n_steps: int = 0) -> None:
         self.max_images = max_images
         self.every_n_val = every_n_val
+        self.every_n_steps = every_n_steps
         self._count = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if not self.every_n_steps or step % self.every_n_steps or not trainer.is_global_zero:
+            return
+        import torch
+
+        n = min(self.max_images, batch["stack"].shape[0])
+        k = batch["stack"].shape[1] // 2
+        cam = {key: v[:n] for key, v in batch["camera"].items()}
+        with torch.no_grad():
+            out = pl_module.predict_depth(batch["stack"][:n, k], batch["focus_distance"][:n, k], cam)
+        preview = {"image": batch["stack"][:n, k], "defocus": out["defocus"], "z0": out["z0"],
+                   "depth": out["depth"], "gt": batch["depth"][:n]}  # fmt: skip
+        if "radiance" in batch and getattr(pl_module, "renderer", None) is not None:
+            with torch.no_grad():
+                preview["rendered"] = pl_module.renderer(
+                    batch["radiance"][:n], out["depth"], batch["focus_distance"][:n, k], camera=cam
+                )["image"]
+        self._write(trainer, preview, f"train_step_{step:07d}.png")
+
+    def _write(self, trainer: L.Trainer, preview: dict, name: str) -> None:
+        path = run_dir(trainer) / "previews" / name
+        save_preview_grid(preview, path, self.max_images)
+        for logger in trainer.loggers:
+            if type(logger).__name__.endswith("WandbLogger"):
+                logger.log_image(key="previews", images=[str(path)], step=trainer.global_step)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         preview = getattr(pl_module, "last_preview", None)
         self._count += 1
         if not preview or trainer.sanity_checking or not trainer.is_global_zero or self._count % self.every_n_val:
             return
-        path = run_dir(trainer) / "previews" / f"step_{trainer.global_step:07d}.png"
-        save_preview_grid(preview, path, self.max_images)
-        for logger in trainer.loggers:
-            if type(logger).__name__.endswith("WandbLogger"):
-                logger.log_image(key="previews", images=[str(path)], step=trainer.global_step)
+        self._write(trainer, preview, f"val_step_{trainer.global_step:07d}.png")
 
 
 def save_preview_grid(preview: dict, path: Path, max_images: int = 4) -> Path:
