@@ -7,13 +7,11 @@ EXR goes through the ``OpenEXR`` package: OpenCV 5 cannot read EXR and OpenCV 4 
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from sdgs.io import atomic_path  # re-exported: the project's one atomic writer
 
 __all__ = [
     "DataError",
@@ -32,21 +30,6 @@ EXR_DEPTH_CHANNELS = ("R", "Z", "depth.Z", "Y")
 
 class DataError(ValueError):
     """A dataset file is missing, unreadable or inconsistent. The message names the file and the fix."""
-
-
-@contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _require(path: Path, what: str) -> None:
@@ -122,9 +105,6 @@ def write_exr_depth(path: str | Path, depth: np.ndarray, half: bool = True) -> N
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     with atomic_path(path) as tmp, OpenEXR.File(header, {"R": arr, "G": arr, "B": arr}) as f:
         f.write(str(tmp))
-
-
-_DEPTH_READERS: dict[str, Callable[[Path], np.ndarray]] = {}
 
 
 def read_depth(path: str | Path) -> np.ndarray:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.cli import SaveConfigCallback
+
+from sdgs.io import atomic_path
 
 __all__ = ["RenderPreviewCallback", "RunDirSaveConfig", "run_dir"]
 
@@ -135,9 +136,7 @@ def save_preview_grid(preview: dict, path: Path, max_images: int = 4) -> Path:
             if r == 0:
                 ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=72)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=72)
     plt.close(fig)
-    os.replace(tmp, path)
     return path

@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from datamodules.base import FocalStackDataModule
 from datamodules.io import DataError
+from sdgs.io import atomic_path
 from sdgs.lit.callbacks import RunDirSaveConfig, run_dir
 from sdgs.lit.module import SDGSModule
 
@@ -38,13 +39,10 @@ class SDGSCLI(LightningCLI):
         if not self.trainer.is_global_zero:
             return
         print(format_metrics(metrics))
-        folder = run_dir(self.trainer)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "metrics.json"
-        tmp = path.with_suffix(".json.tmp")
+        path = run_dir(self.trainer) / "metrics.json"
         payload = {"metrics": metrics, "ckpt_path": self.config_init[self.subcommand].get("ckpt_path")}
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {path}")
 
     def after_test(self) -> None:

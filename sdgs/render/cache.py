@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from sdgs.io import atomic_path
 from sdgs.render.fit import SplatFitConfig
 
 __all__ = ["SplatCache"]
@@ -50,7 +50,8 @@ class SplatCache:
             ) from err
         meta = self.dir / "key.json"
         if not meta.is_file():
-            self._atomic_write_bytes(meta, self.key.encode())
+            with atomic_path(meta) as tmp:
+                tmp.write_text(self.key)
 
     def path(self, index: int) -> Path:
         return self.dir / f"{int(index):07d}.pt"
@@ -74,21 +75,9 @@ class SplatCache:
     def save(self, index: int, fields: dict[str, Tensor]) -> None:
         """Store one sample's fields atomically."""
         payload = {"key": self.key, "fields": {k: fields[k].detach().cpu().contiguous() for k in FIELDS}}
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=self.dir)
-        os.close(fd)
-        try:
+        with atomic_path(self.path(index)) as tmp:
             torch.save(payload, tmp)
-            os.replace(tmp, self.path(index))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     def done(self, indices: list[int]) -> set[int]:
         """The indices whose entries exist (not validated; :meth:`load` validates)."""
         return {i for i in indices if self.path(i).is_file()}
-
-    def _atomic_write_bytes(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.dir)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
