@@ -87,21 +87,14 @@ def random_crop_flip(item: dict[str, Tensor], size: int | None, generator: torch
 
     The camera follows: a crop shifts the principal point (pixel pitch kept), a flip mirrors it.
     """
-    stack, depth = item["stack"], item["depth"]
-    h, w = stack.shape[-2:]
-    cam = dict(item["camera"])
-    crop = item["crop"].clone()
+    h, w = item["stack"].shape[-2:]
     if size is not None and (h > size or w > size):
         sh, sw = min(size, h), min(size, w)
         top = int(torch.randint(0, h - sh + 1, (1,), generator=generator))
         left = int(torch.randint(0, w - sw + 1, (1,), generator=generator))
-        stack = stack[..., top : top + sh, left : left + sw]
-        depth = depth[..., top : top + sh, left : left + sw]
-        cam["cx_px"] = cam["cx_px"] - left
-        cam["cy_px"] = cam["cy_px"] - top
-        cam["width_px"], cam["height_px"] = torch.tensor(sw), torch.tensor(sh)
-        crop[:4] = torch.tensor([crop[0] + top, crop[1] + left, sh, sw])
+        item = _crop(item, top, left, sh, sw)
         h, w = sh, sw
+    stack, depth, cam, crop = item["stack"], item["depth"], dict(item["camera"]), item["crop"].clone()
     if bool(torch.rand((), generator=generator) < 0.5):
         stack, depth = stack.flip(-1), depth.flip(-1)
         cam["cx_px"] = w - cam["cx_px"]
@@ -111,6 +104,23 @@ def random_crop_flip(item: dict[str, Tensor], size: int | None, generator: torch
         cam["cy_px"] = h - cam["cy_px"]
         crop[5] = 1
     return {**item, "stack": stack.contiguous(), "depth": depth.contiguous(), "camera": cam, "crop": crop}
+
+
+def _crop(item: dict[str, Tensor], top: int, left: int, height: int, width: int) -> dict[str, Tensor]:
+    """Crop stack and depth; the camera's principal point shifts (pixel pitch kept), ``crop`` records it."""
+    cam = dict(item["camera"])
+    cam["cx_px"], cam["cy_px"] = cam["cx_px"] - left, cam["cy_px"] - top
+    cam["width_px"], cam["height_px"] = torch.tensor(width), torch.tensor(height)
+    crop = item["crop"].clone()
+    crop[:4] = torch.tensor([crop[0] + top, crop[1] + left, height, width])
+    window = (..., slice(top, top + height), slice(left, left + width))
+    return {
+        **item,
+        "crop": crop,
+        "stack": item["stack"][window].contiguous(),
+        "depth": item["depth"][window].contiguous(),
+        "camera": cam,
+    }
 
 
 def apply_crop(full: Tensor, crop: Tensor) -> Tensor:
@@ -167,19 +177,7 @@ class StackDataset(Dataset):
 def _centre_crop(item: dict[str, Tensor], size: int) -> dict[str, Tensor]:
     h, w = item["stack"].shape[-2:]
     sh, sw = min(size, h), min(size, w)
-    top, left = (h - sh) // 2, (w - sw) // 2
-    cam = dict(item["camera"])
-    cam["cx_px"], cam["cy_px"] = cam["cx_px"] - left, cam["cy_px"] - top
-    cam["width_px"], cam["height_px"] = torch.tensor(sw), torch.tensor(sh)
-    crop = item["crop"].clone()
-    crop[:4] = torch.tensor([crop[0] + top, crop[1] + left, sh, sw])
-    return {
-        **item,
-        "crop": crop,
-        "stack": item["stack"][..., top : top + sh, left : left + sw].contiguous(),
-        "depth": item["depth"][..., top : top + sh, left : left + sw].contiguous(),
-        "camera": cam,
-    }
+    return _crop(item, (h - sh) // 2, (w - sw) // 2, sh, sw)
 
 
 class FocalStackDataModule(L.LightningDataModule):

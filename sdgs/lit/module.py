@@ -265,11 +265,17 @@ class SDGSModule(L.LightningModule):
             raise ValueError(f"model.test_focus_index={k} but stacks have {s} images")
         return [k]
 
+    def _metric_sets(self, split: str) -> tuple[DepthMetrics, DepthMetrics | None, DepthMetrics]:
+        """(refined depth, refined depth on near pixels, z0) metrics of ``split``."""
+        if split == "val":
+            return self.val_metrics, self.val_near, self.val_z0
+        return self.test_metrics, self.test_near, self.test_z0
+
     def _evaluate(self, batch: dict[str, Any], split: str) -> None:
         stack, focus, gt = batch["stack"], batch["focus_distance"], batch["depth"]
-        metrics = (self.val_metrics, self.val_near, self.val_z0) if split == "val" else (
-            self.test_metrics, self.test_near, self.test_z0)  # fmt: skip
-        for k in self._indices(stack.shape[1]):
+        metrics = self._metric_sets(split)
+        indices = self._indices(stack.shape[1])
+        for k in indices:
             out = self.predict_depth(stack[:, k], focus[:, k], batch["camera"])
             metrics[0].update(out["depth"], gt)
             if metrics[1] is not None:
@@ -283,7 +289,7 @@ class SDGSModule(L.LightningModule):
                         log10=self.hparams.log10,
                     ).to(self.device)  # fmt: skip
                 self.test_per_index[key].update(out["depth"], gt)
-            if split == "val" and k == self._indices(stack.shape[1])[0]:
+            if split == "val" and k == indices[0]:
                 self.last_preview = {
                     "image": stack[:, k].detach(), "defocus": out["defocus"].detach(), "z0": out["z0"].detach(),
                     "depth": out["depth"].detach(), "gt": gt.detach(),
@@ -300,9 +306,7 @@ class SDGSModule(L.LightningModule):
         self._evaluate(batch, "test")
 
     def _log_metrics(self, split: str) -> None:
-        sets = (self.val_metrics, self.val_near, self.val_z0) if split == "val" else (
-            self.test_metrics, self.test_near, self.test_z0)  # fmt: skip
-        for metric, prefix in zip(sets, (f"{split}/", f"{split}/near/", f"{split}/z0/")):
+        for metric, prefix in zip(self._metric_sets(split), (f"{split}/", f"{split}/near/", f"{split}/z0/")):
             if metric is None:
                 continue
             if float(metric.images) > 0 or torch.distributed.is_initialized():
