@@ -40,6 +40,9 @@ __all__ = [
     "depth_from_signed_coc",
     "inverse_depth_from_signed_coc",
     "coc_to_sigma_px",
+    "normalized_log_inverse_depth",
+    "bounded_inverse_depth",
+    "inverse_depth_logit",
 ]
 
 #: Gaussian PSF width per CoC diameter. sigma = c / 4 matches the second moment of a uniform disc of
@@ -360,6 +363,28 @@ def depth_from_signed_coc(signed_coc: Tensor, focus_distance_m: Scalar, camera: 
             "a bounded inverse depth as sdgs.models.SDNet does"
         )
     return 1.0 / inv
+
+
+def normalized_log_inverse_depth(inverse_depth: Tensor, near_m: float, far_m: float) -> Tensor:
+    """Log inverse depth mapped to [0, 1] over a depth range: 0 at ``far_m``, 1 at ``near_m``."""
+    lo, hi = math.log(1.0 / far_m), math.log(1.0 / near_m)
+    return (inverse_depth.log() - lo) / (hi - lo)
+
+
+def bounded_inverse_depth(logit: Tensor, near_m: float, far_m: float) -> Tensor:
+    """Inverse depth (1/m) in ``[1/far, 1/near]`` from an unbounded logit, uniform in log inverse depth.
+
+    The one parameterisation of bounded depth: networks' outputs and the splatting fit both use it, so
+    depth can never leave the range the renderer and the dataset use.
+    """
+    lo, hi = math.log(1.0 / far_m), math.log(1.0 / near_m)
+    return torch.exp(lo + (hi - lo) * torch.sigmoid(logit))
+
+
+def inverse_depth_logit(inverse_depth: Tensor, near_m: float, far_m: float, eps: float = 1e-4) -> Tensor:
+    """Inverse of :func:`bounded_inverse_depth`; values beyond the range are clamped ``eps`` inside it."""
+    frac = normalized_log_inverse_depth(inverse_depth, near_m, far_m).clamp(eps, 1 - eps)
+    return torch.log(frac / (1 - frac))
 
 
 def coc_to_sigma_px(coc: Tensor | float, sigma_per_coc: float = SIGMA_PER_COC) -> Tensor | float:

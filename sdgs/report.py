@@ -252,14 +252,12 @@ def _stack_rows(exp: Experiment, base: dict, cache: Path, say) -> dict[str, dict
 def depth_from_focus(stack: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
     """Classic depth from focus: per pixel the focus distance of the sharpest slice ``(B, 1, H, W)``.
 
-    Focus measure: squared Laplacian of the grey image, box-averaged over 9x9 (Nayar & Nakagawa style).
+    Focus measure: :func:`sdgs.render.fit.focus_measure` over 9x9 (Nayar & Nakagawa style).
     """
-    import kornia
+    from sdgs.render.fit import focus_measure
 
-    b, s, c, h, w = stack.shape
-    grey = kornia.color.rgb_to_grayscale(stack.reshape(b * s, c, h, w))
-    measure = kornia.filters.box_blur(kornia.filters.laplacian(grey, 3) ** 2, (9, 9)).reshape(b, s, h, w)
-    best = measure.argmax(1, keepdim=True)  # (B,1,H,W)
+    b, s, _, h, w = stack.shape
+    best = focus_measure(stack, window=9, border_type="reflect").squeeze(2).argmax(1, keepdim=True)  # (B,1,H,W)
     return torch.gather(focus.view(b, s, 1, 1).expand(b, s, h, w), 1, best)
 
 

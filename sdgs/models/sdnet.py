@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
 from sdgs.models.unet import UNet
-from sdgs.optics import Camera, inverse_depth_from_signed_coc, signed_coc_from_inverse_depth
+from sdgs.optics import (
+    Camera,
+    bounded_inverse_depth,
+    inverse_depth_from_signed_coc,
+    inverse_depth_logit,
+    normalized_log_inverse_depth,
+    signed_coc_from_inverse_depth,
+)
 
 __all__ = ["SDNet", "DepthNet", "bounded_inverse_depth", "focus_plane"]
 
 
-def bounded_inverse_depth(logit: Tensor, near_m: float, far_m: float) -> Tensor:
-    """Inverse depth (1/m) in ``[1/far, 1/near]`` from an unbounded logit, uniform in log inverse depth."""
-    lo, hi = math.log(1.0 / far_m), math.log(1.0 / near_m)
-    return torch.exp(lo + (hi - lo) * torch.sigmoid(logit))
-
-
-def _logit_of_inverse_depth(inv: Tensor, near_m: float, far_m: float) -> Tensor:
-    lo, hi = math.log(1.0 / far_m), math.log(1.0 / near_m)
-    frac = ((inv.log() - lo) / (hi - lo)).clamp(1e-4, 1 - 1e-4)
-    return torch.log(frac / (1 - frac))
-
-
 def focus_plane(focus_m: Tensor, like: Tensor, near_m: float, far_m: float) -> Tensor:
     """Constant input plane ``(B, 1, H, W)``: the focus distance as normalised log inverse depth in [0, 1]."""
-    lo, hi = math.log(1.0 / far_m), math.log(1.0 / near_m)
-    value = ((1.0 / focus_m).log() - lo) / (hi - lo)
+    value = normalized_log_inverse_depth(1.0 / focus_m, near_m, far_m)
     return value.view(-1, 1, 1, 1).expand(like.shape[0], 1, *like.shape[-2:]).to(like)
 
 
@@ -87,9 +79,8 @@ class DepthNet(nn.Module):
         Returns: ``inv_depth`` and ``depth`` (B,1,H,W).
         """
         near, far = camera.depth_range_m
-        logit0 = _logit_of_inverse_depth(1.0 / depth0, near, far)
-        lo, hi = math.log(1.0 / far), math.log(1.0 / near)
-        z0_norm = ((1.0 / depth0).log() - lo) / (hi - lo)
+        logit0 = inverse_depth_logit(1.0 / depth0, near, far)
+        z0_norm = normalized_log_inverse_depth(1.0 / depth0, near, far)
         x = torch.cat(
             [
                 image * 2 - 1,

@@ -37,10 +37,24 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sdgs.losses import photometric, smoothness
-from sdgs.optics import SIGMA_PER_COC, Camera, coc_to_sigma_px, signed_coc_px
+from sdgs.optics import (
+    SIGMA_PER_COC,
+    Camera,
+    bounded_inverse_depth,
+    coc_to_sigma_px,
+    inverse_depth_logit,
+    signed_coc_px,
+)
 from sdgs.render.defocus import _camera_for_batch, render_defocus
 
-__all__ = ["SplatFitConfig", "SplatFit", "fit_gaussians", "sharpness_composite", "splat_confidence"]
+__all__ = [
+    "SplatFitConfig",
+    "SplatFit",
+    "fit_gaussians",
+    "focus_measure",
+    "sharpness_composite",
+    "splat_confidence",
+]
 
 
 @dataclass(frozen=True)
@@ -93,16 +107,30 @@ class SplatFit:
     def to_dict(self) -> dict[str, Tensor]:
         return {k: getattr(self, k) for k in ("depth", "radiance", "coc_targets", "confidence", "residual")}
 
-    def __getitem__(self, i: int | slice) -> SplatFit:
-        return SplatFit(**{k: v[i] if isinstance(i, slice) else v[i : i + 1] for k, v in self.to_dict().items()})
-
 
 def _grey(img: Tensor) -> Tensor:
     return kornia.color.rgb_to_grayscale(img)
 
 
+def focus_measure(stack: Tensor, window: int = 5, border_type: str = "replicate") -> Tensor:
+    """Per-pixel sharpness of each stack image: squared Laplacian of the grey image, box-averaged.
+
+    Args:
+        stack: ``(B, S, 3, H, W)``.
+        window: box size of the local average (px).
+        border_type: kornia border handling of both filters.
+
+    Returns:
+        ``(B, S, 1, H, W)``.
+    """
+    b, s, c, h, w = stack.shape
+    grey = _grey(stack.reshape(b * s, c, h, w))
+    measure = kornia.filters.laplacian(grey, 3, border_type=border_type) ** 2
+    return kornia.filters.box_blur(measure, (window, window), border_type=border_type).reshape(b, s, 1, h, w)
+
+
 def sharpness_composite(stack: Tensor, power: float = 2.0) -> Tensor:
-    """All-in-focus estimate: per-pixel weights from a smoothed squared-Laplacian focus measure.
+    """All-in-focus estimate: per-pixel weights from :func:`focus_measure` (5x5).
 
     Args:
         stack: ``(B, S, 3, H, W)``.
@@ -110,11 +138,7 @@ def sharpness_composite(stack: Tensor, power: float = 2.0) -> Tensor:
     Returns:
         ``(B, 3, H, W)``.
     """
-    b, s, c, h, w = stack.shape
-    flat = stack.reshape(b * s, c, h, w)
-    measure = kornia.filters.laplacian(_grey(flat), 3, border_type="replicate") ** 2
-    measure = kornia.filters.box_blur(measure, (5, 5), border_type="replicate").reshape(b, s, 1, h, w)
-    weight = (measure + 1e-8) ** power
+    weight = (focus_measure(stack) + 1e-8) ** power
     return (weight * stack).sum(1) / weight.sum(1)
 
 
@@ -230,9 +254,8 @@ def fit_gaussians(
 
 def _fit(stack: Tensor, focus_distance: Tensor, camera: Camera | dict | str, cfg: SplatFitConfig) -> SplatFit:
     b, s, c, h, w = stack.shape
-    cam_full = Camera.from_batch(camera, 4) if isinstance(camera, dict) else _camera_for_batch(camera, b, 4, (h, w))
+    cam_full = _camera_for_batch(camera, b, 4, (h, w))  # also builds a batched camera from batch["camera"]
     near, far = cam_full.depth_range_m
-    lo, hi = math.log(1.0 / far), math.log(1.0 / near)
     focus = focus_distance.to(stack)
 
     with torch.no_grad():
@@ -241,11 +264,10 @@ def _fit(stack: Tensor, focus_distance: Tensor, camera: Camera | dict | str, cfg
             inv0 = plane_sweep(stack, focus, cam_full, radiance0, cfg)
         else:
             inv0 = torch.full((b, 1, h, w), 1.0 / cfg.init_depth_m, dtype=stack.dtype, device=stack.device)
-        frac = ((inv0.log() - lo) / (hi - lo)).clamp(1e-3, 1 - 1e-3)
-        theta0 = torch.log(frac / (1 - frac))  # logit: inverse depth stays inside the bounds
+        theta0 = inverse_depth_logit(inv0, near, far, eps=1e-3)  # inverse depth stays inside the bounds
 
     def inverse_depth(theta: Tensor) -> Tensor:
-        return torch.exp(lo + (hi - lo) * torch.sigmoid(theta))
+        return bounded_inverse_depth(theta, near, far)
 
     def run(theta: Tensor, radiance: Tensor, target: Tensor, cam, n: int) -> tuple[Tensor, Tensor]:
         theta = theta.detach().clone().requires_grad_()
