@@ -46,9 +46,12 @@ bench-train:  ## quickstart quality bar (self-sup vs supervised vs constant) -> 
 reproduce-table:  ## train/test every experiment of lightning_configs/table.yaml -> results/table.{md,json} (FORCE=1 reruns)
 	$(PYTHON) -m sdgs.report --experiments lightning_configs/table.yaml --out results
 
-quickstart-ckpt:  ## train the quickstart model and copy it to checkpoints/quickstart.ckpt (for sdgs predict)
-	sdgs fit --config lightning_configs/quickstart.yaml
-	mkdir -p checkpoints && cp runs/quickstart/checkpoints/last.ckpt checkpoints/quickstart.ckpt
+QS_RUN ?= runs/quickstart-ckpt
+
+quickstart-ckpt:  ## train the quickstart model in its own run folder (resumes it if present), copy to checkpoints/quickstart.ckpt
+	sdgs fit --config lightning_configs/quickstart.yaml --trainer.default_root_dir=$(QS_RUN) \
+		$$(test -f $(QS_RUN)/checkpoints/last.ckpt && echo --ckpt_path last)
+	mkdir -p checkpoints && cp $(QS_RUN)/checkpoints/last.ckpt checkpoints/quickstart.ckpt
 	@echo "try: sdgs predict --ckpt_path checkpoints/quickstart.ckpt --input data/procedural/000000_02All.tif --focus-distance 0.3 --out predictions"
 
 synth:  ## write a small procedural dataset in FoD500 format to data/procedural

@@ -10,17 +10,18 @@ subprocesses), each of our rows:
 * ``depth from focus``: per-pixel sharpest slice under a Laplacian focus measure (no learning, a floor);
 * ``constant``: the median ground-truth depth of the training split for every pixel.
 
-Each row's resolved config is written under ``results/<experiment>/<row>/`` (checkpoints, logs,
-``metrics.json``); a finished row is reused unless ``force``. Seeds are fixed, so reruns on CPU give
+Each row is a run folder ``results/<experiment>/<row>/`` (its config delta ``row.yaml``, checkpoints,
+logs, ``metrics.json``); a finished row is reused unless ``force``, which deletes that folder first.
+Seeds are fixed, so reruns on CPU give
 the same table. Published peers' numbers come from research/anchors.md with their protocol; rows
 that cannot run here say ``needs data: <option>``, never a number.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +31,8 @@ from typing import Any
 
 import torch
 import yaml
+
+from sdgs.lit.cli import BASE_CONFIG
 
 __all__ = ["Experiment", "load_experiments", "run_table", "write_table", "PEERS"]
 
@@ -117,35 +120,20 @@ def _set(cfg: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def _row_config(base: dict, row: str, root: Path, cache: Path) -> dict:
-    """The experiment config adapted to one row: own run folder, shared splatting cache, CSV logging."""
-    cfg = copy.deepcopy(base)
-    trainer = cfg.setdefault("trainer", {})
-    trainer["default_root_dir"] = str(root)
-    trainer["logger"] = [
-        {
-            "class_path": "lightning.pytorch.loggers.CSVLogger",
-            "init_args": {"save_dir": str(root), "name": "logs", "version": "fit"},
-        }
-    ]
-    trainer["enable_progress_bar"] = False
-    callbacks = []
-    for cb in trainer.get("callbacks", []):
-        cb = copy.deepcopy(cb)
-        kind = cb["class_path"].rsplit(".", 1)[-1]
-        args = cb.setdefault("init_args", {})
-        if kind == "ModelCheckpoint":
-            args["dirpath"] = str(root / "checkpoints")
-        if kind == "GaussianSplattingStage":
-            args["cache_dir"] = str(cache)
-            if row == "supervised":
-                continue  # ground-truth targets: no splatting stage needed
-        callbacks.append(cb)
-    trainer["callbacks"] = callbacks
-    if row == "supervised":
-        model = cfg.setdefault("model", {})
-        model.update({"supervised": True, "blur_weight": 0.0, "depth_render_weight": 0.0})
-    return cfg
+def _row_delta(row: str, root: Path, cache: Path) -> dict:
+    """The row's config delta, loaded after the experiment's own (base + experiment + row): its own run
+    folder, the experiment's shared splatting cache, CSV logging only, no progress bar."""
+    delta: dict[str, Any] = {
+        "trainer": {
+            "default_root_dir": str(root),
+            "logger": [{"class_path": "sdgs.lit.RunCSVLogger"}],
+            "enable_progress_bar": False,
+        },
+        "splat": {"cache_dir": str(cache)},
+    }
+    if row == "supervised":  # ground-truth targets, no rendered losses: the splatting stage stays idle
+        delta["model"] = {"supervised": True, "blur_weight": 0.0, "depth_render_weight": 0.0}
+    return delta
 
 
 def _sdgs(args: list[str], log: Path) -> None:
@@ -156,30 +144,28 @@ def _sdgs(args: list[str], log: Path) -> None:
         raise RuntimeError(f"`sdgs {' '.join(args)}` failed; see {log}")
 
 
-def _network_row(exp: Experiment, base: dict, row: str, out: Path, cache: Path, force: bool, say) -> dict:
+def _network_row(exp: Experiment, options: list[str], row: str, out: Path, cache: Path, force: bool, say) -> dict:
     root = out / exp.name / row.replace(" ", "_")
-    metrics_path = root / "logs" / "test" / "metrics.json"
+    metrics_path = root / "metrics.json"
     if metrics_path.is_file() and not force:
         say(f"[{exp.name}] {row}: finished earlier, reusing {metrics_path}")
         return json.loads(metrics_path.read_text())
-    cfg = _row_config(base, row, root, cache)
+    if force and root.exists():
+        shutil.rmtree(root)  # the row's own run folder, written only by this tool
     root.mkdir(parents=True, exist_ok=True)
-    cfg_path = root / "config.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    delta = root / "row.yaml"
+    delta.write_text(yaml.safe_dump(_row_delta(row, root, cache), sort_keys=False))
+    configs = ["--config", exp.config, "--config", str(delta), *options]
     ckpt = root / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
-    if ckpt.is_file() and not force:
+    if ckpt.is_file():
         say(f"[{exp.name}] {row}: reusing checkpoint {ckpt}")
     else:
-        say(f"[{exp.name}] {row}: training (sdgs fit --config {cfg_path})")
-        _sdgs(["fit", "--config", str(cfg_path)], root / "fit.log")
+        say(f"[{exp.name}] {row}: training (sdgs fit {' '.join(configs)})")
+        _sdgs(["fit", *configs], root / "fit.log")
     fit_s = time.perf_counter() - t0
     say(f"[{exp.name}] {row}: testing on single defocused images")
-    test_cfg = copy.deepcopy(cfg)
-    test_cfg["trainer"]["logger"][0]["init_args"]["version"] = "test"
-    test_path = root / "test_config.yaml"
-    test_path.write_text(yaml.safe_dump(test_cfg, sort_keys=False))
-    _sdgs(["test", "--config", str(test_path), "--ckpt_path", str(ckpt)], root / "test.log")
+    _sdgs(["test", *configs, "--ckpt_path", str(ckpt)], root / "test.log")
     result = json.loads(metrics_path.read_text())
     result["fit_seconds"] = round(fit_s, 1)
     metrics_path.write_text(json.dumps(result, indent=2))
@@ -205,15 +191,7 @@ def _stack_rows(exp: Experiment, base: dict, cache: Path, say) -> dict[str, dict
     from sdgs.metrics import DepthMetrics
 
     dm = _instantiate_data(base)
-    stage_args = next(
-        (
-            cb.get("init_args", {})
-            for cb in base["trainer"].get("callbacks", [])
-            if cb["class_path"].endswith("GaussianSplattingStage")
-        ),
-        {},
-    )
-    stage = GaussianSplattingStage(**{**stage_args, "cache_dir": str(cache)})
+    stage = GaussianSplattingStage(**{**base.get("splat", {}), "cache_dir": str(cache)})
     stage.bind(dm)
     test = dm.dataset("test")
     protocol = base.get("model", {}).get("metric_protocol", "dfv")
@@ -268,9 +246,14 @@ def run_table(
     out = Path(out)
     table: dict[str, Any] = {}
     for exp in experiments:
+        # the experiment as the CLI sees it, for the rows computed here (data, splatting settings):
+        # lightning_configs/base.yaml's `splat` updated by the experiment's
         base = yaml.safe_load(Path(exp.config).read_text())
+        base["splat"] = {**yaml.safe_load(BASE_CONFIG.read_text()).get("splat", {}), **base.get("splat", {})}
+        options = []
         for key, value in exp.overrides.items():
             _set(base, key, value)
+            options.append(f"--{key}={value}")
         missing = []
         for need in exp.needs:
             value = os.environ.get(need["env"])
@@ -278,6 +261,7 @@ def run_table(
                 missing.append(f"needs data: --{need['option']} (set {need['env']})")
             else:
                 _set(base, need["option"], value)
+                options.append(f"--{need['option']}={value}")
         if missing:
             say(f"[{exp.name}] skipped: {'; '.join(missing)}")
             table[exp.name] = {"needs": missing}
@@ -287,7 +271,7 @@ def run_table(
         t0 = time.perf_counter()
         for row in rows:
             if row in ("self-supervised", "supervised"):
-                results[row] = _network_row(exp, base, row, out, cache, force, say)
+                results[row] = _network_row(exp, options, row, out, cache, force, say)
         if any(r in rows for r in ("splatting stage", "depth from focus", "constant")):
             results.update({k: v for k, v in _stack_rows(exp, base, cache, say).items() if k in rows})
         results["_seconds"] = round(time.perf_counter() - t0, 1)

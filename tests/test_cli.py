@@ -45,15 +45,15 @@ def test_synth_writes_fod500_and_refuses_overwrite(tmp_path: Path) -> None:
 
 def test_fit_then_test_writes_metrics_and_checkpoints(tmp_path: Path) -> None:
     sdgs("fit", "--config", CFG, "--config", DEBUG, "--config", CSV, *SMALL, cwd=tmp_path)
-    ckpt = tmp_path / "runs" / "quickstart" / "checkpoints" / "last.ckpt"
+    run = tmp_path / "runs" / "quickstart"  # the config's run folder, relative to the working directory
+    ckpt = run / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
-    run = next((tmp_path / "runs" / "sdgs").glob("version_*"))
-    assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
+    assert (run / "config.yaml").is_file() and (run / "logs" / "version_0" / "metrics.csv").is_file()
     assert list((run / "previews").glob("*.png"))
     proc = sdgs("test", "--config", CFG, "--config", CSV, *SMALL, "--ckpt_path", str(ckpt), cwd=tmp_path)
     assert "test/abs_rel" in proc.stdout
-    metrics_files = list((tmp_path / "runs" / "sdgs").glob("version_*/metrics.json"))
-    metrics = json.loads(metrics_files[-1].read_text())["metrics"]
+    assert (run / "config_test.yaml").is_file() and (run / "logs" / "version_1").is_dir()
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
     assert 0 < metrics["test/abs_rel"] < 5 and "test/near/abs_rel" in metrics and "test/k0/abs_rel" in metrics
     # trained on procedural data, tested on a FoD500-format folder: the camera comes from the data
     sdgs("synth", "--out", "fod", "--scenes", "3", "--size", "32", cwd=tmp_path)
@@ -78,12 +78,38 @@ def test_print_config_and_bad_configs(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "/nope" in missing.stderr and "not found" in missing.stderr
 
 
-def test_two_wandb_fits_in_a_row_keep_their_own_configs(tmp_path: Path) -> None:
-    for _ in range(2):
-        sdgs("fit", "--config", CFG, "--config", DEBUG, *SMALL, "--trainer.max_steps=1", cwd=tmp_path)
-    configs = list((tmp_path / "runs" / "quickstart").glob("version_*/config.yaml"))
-    assert len(configs) == 2
-    assert list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+def test_two_runs_in_two_folders_keep_to_their_own_and_resume(tmp_path: Path) -> None:
+    """Everything a run writes lands in its --trainer.default_root_dir; a used folder is resumed, not mixed."""
+    fit = ("fit", "--config", CFG, "--config", DEBUG, *SMALL, "--trainer.max_steps=2")
+    for name in ("a", "b"):
+        sdgs(*fit, f"--trainer.default_root_dir=runs/{name}", cwd=tmp_path)
+    outside = {p.relative_to(tmp_path).parts[:2] for p in tmp_path.rglob("*") if p.is_file()}
+    assert outside <= {("runs", "a"), ("runs", "b"), ("cache", "splat")}, outside  # nothing elsewhere
+    for name in ("a", "b"):
+        run = tmp_path / "runs" / name
+        assert [p.name for p in (run / "checkpoints").glob("*.ckpt")].count("last.ckpt") == 1
+        assert (run / "config.yaml").is_file() and (run / "logs" / "version_0" / "metrics.csv").is_file()
+        assert len(list((run / "wandb").glob("offline-run-*"))) == 1
+        assert "default_root_dir: runs/" + name in (run / "config.yaml").read_text()
+    import torch
+
+    # a second fresh fit into a used folder is refused and changes nothing
+    a_ckpt = tmp_path / "runs" / "a" / "checkpoints" / "last.ckpt"
+    before = a_ckpt.stat().st_mtime_ns
+    again = sdgs(*fit, "--trainer.default_root_dir=runs/a", cwd=tmp_path, check=False)
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "--ckpt_path last" in again.stderr
+    assert a_ckpt.stat().st_mtime_ns == before
+    # resume: continues folder a to step 4; folder b is untouched
+    b_ckpt = tmp_path / "runs" / "b" / "checkpoints" / "last.ckpt"
+    b_before = b_ckpt.stat().st_mtime_ns
+    sdgs(*fit[:-1], "--trainer.max_steps=4", "--trainer.default_root_dir=runs/a", "--ckpt_path", "last", cwd=tmp_path)
+    assert torch.load(a_ckpt, weights_only=False)["global_step"] == 4
+    assert b_ckpt.stat().st_mtime_ns == b_before
+    assert (tmp_path / "runs" / "a" / "logs" / "version_1").is_dir()  # the resume logs beside, not over, the first
+    # nothing to resume: an error naming where it looked, not a silent fresh start
+    empty = sdgs(*fit, "--trainer.default_root_dir=runs/c", "--ckpt_path", "last", cwd=tmp_path, check=False)
+    assert empty.returncode == 2 and str(Path("runs/c/checkpoints/last.ckpt")) in empty.stderr
+    assert not (tmp_path / "runs" / "c" / "checkpoints").exists()
 
 
 def test_splat_precompute_is_resumable(tmp_path: Path) -> None:
@@ -101,16 +127,20 @@ def test_ddp_two_cpu_processes_match_single_process_metrics(tmp_path: Path) -> N
     ckpt = str(tmp_path / "runs" / "quickstart" / "checkpoints" / "last.ckpt")
     common = ("validate", "--config", CFG, "--config", CSV, *SMALL, "--ckpt_path", ckpt,
               "--data.init_args.num_val=8", "--data.init_args.batch_size=2")  # fmt: skip
-    sdgs(*common, cwd=tmp_path)
-    sdgs(*common, "--config", str(REPO / "lightning_configs" / "trainer" / "cpu_ddp.yaml"), cwd=tmp_path)
-    runs = sorted((tmp_path / "runs" / "sdgs").glob("version_*/metrics.json"), key=lambda p: p.stat().st_mtime)
-    single, ddp = (json.loads(p.read_text())["metrics"] for p in runs[-2:])
+    sdgs(*common, "--trainer.default_root_dir=runs/single", cwd=tmp_path)
+    sdgs(*common, "--trainer.default_root_dir=runs/ddp",
+         "--config", str(REPO / "lightning_configs" / "trainer" / "cpu_ddp.yaml"), cwd=tmp_path)  # fmt: skip
+    single, ddp = (
+        json.loads((tmp_path / "runs" / r / "metrics.json").read_text())["metrics"] for r in ("single", "ddp")
+    )
     assert single.keys() == ddp.keys() and "val/abs_rel" in single
     for key in single:
         assert ddp[key] == pytest.approx(single[key], rel=1e-4, abs=1e-6), key
     # and DDP training runs a few steps
     sdgs("fit", "--config", CFG, "--config", DEBUG, "--config", CSV, *SMALL, "--trainer.max_steps=2",
-         "--config", str(REPO / "lightning_configs" / "trainer" / "cpu_ddp.yaml"), cwd=tmp_path)  # fmt: skip
+         "--config", str(REPO / "lightning_configs" / "trainer" / "cpu_ddp.yaml"),
+         "--trainer.default_root_dir=runs/ddp_fit", cwd=tmp_path)  # fmt: skip
+    assert (tmp_path / "runs" / "ddp_fit" / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
@@ -136,7 +166,7 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
         import csv
 
         rows = []
-        for path in sorted((root / "runs" / "sdgs").glob("version_*/metrics.csv")):
+        for path in sorted((root / "runs" / "quickstart" / "logs").glob("version_*/metrics.csv")):
             rows += [r for r in csv.DictReader(path.open()) if r.get("val/abs_rel")]
         return float(max(rows, key=lambda r: int(r["step"]))["val/abs_rel"])
 

@@ -60,9 +60,17 @@ def test_agent_command_line_trains(path: Path, tmp_path: Path) -> None:
     small = ["--data.init_args.num_train=4", "--data.init_args.num_val=2", "--data.init_args.size=32",
              "--data.init_args.batch_size=2", "--trainer.max_steps=2", "--trainer.limit_val_batches=1",
              "--trainer.check_val_every_n_epoch=1", "--trainer.enable_progress_bar=false"]  # fmt: skip
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "PYTHONPATH": str(REPO),
+        "WANDB_RUN_ID": "trial0",
+    }  # fmt: skip  (the agent sets it for each trial)
     proc = subprocess.run(argv + small, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    # each trial has its own run folder
+    assert (tmp_path / "runs" / "sweeps" / "trial0" / "checkpoints" / "last.ckpt").is_file()
 
 
 @pytest.mark.slow

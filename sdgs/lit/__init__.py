@@ -1,8 +1,15 @@
 """Lightning wiring: the module, the shared splatting-stage callback, preview/config callbacks, CLI."""
 
 from sdgs.lit.callbacks import RenderPreviewCallback, RunDirSaveConfig
-from sdgs.lit.loggers import SDGSWandbLogger
+from sdgs.lit.loggers import RunCSVLogger, SDGSWandbLogger
 from sdgs.lit.module import SDGSModule
 from sdgs.lit.splat_stage import GaussianSplattingStage
 
-__all__ = ["GaussianSplattingStage", "RenderPreviewCallback", "RunDirSaveConfig", "SDGSModule", "SDGSWandbLogger"]
+__all__ = [
+    "GaussianSplattingStage",
+    "RenderPreviewCallback",
+    "RunCSVLogger",
+    "RunDirSaveConfig",
+    "SDGSModule",
+    "SDGSWandbLogger",
+]

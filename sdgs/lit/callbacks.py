@@ -13,22 +13,16 @@ __all__ = ["RenderPreviewCallback", "RunDirSaveConfig", "run_dir"]
 
 
 def run_dir(trainer: L.Trainer) -> Path:
-    """The run folder: the first logger's ``log_dir`` (CSVLogger: runs/<name>/version_N), else default_root_dir."""
-    for logger in trainer.loggers:
-        log_dir = getattr(logger, "log_dir", None)
-        if log_dir:
-            return Path(log_dir)
-        if logger.save_dir:
-            return Path(logger.save_dir) / str(logger.name) / str(logger.version)
+    """The run folder: ``trainer.default_root_dir`` (the CLI derives loggers' and checkpoints' folders from it)."""
     return Path(trainer.default_root_dir)
 
 
 class RunDirSaveConfig(SaveConfigCallback):
-    """Save the resolved config into each run's own folder.
+    """Save the resolved config into the run folder: ``config.yaml`` for ``fit``, ``config_<stage>.yaml``
+    for ``validate``/``test``/``predict`` (so testing a run never overwrites how it was trained).
 
-    Lightning's default writes ``config.yaml`` into ``logger.save_dir``, shared by every W&B run, so the
-    second ``sdgs fit`` into the same folder aborts (ecosystem.md C.3). Here each run keeps its own copy,
-    and a W&B run also gets the config as its hyper-parameters.
+    Lightning's default writes ``config.yaml`` into ``logger.save_dir`` and aborts when it exists; here a
+    resumed fit refreshes it, and a W&B run also gets the config as its hyper-parameters.
     """
 
     def __init__(self, parser, config, config_filename: str = "config.yaml", **kwargs) -> None:
@@ -39,7 +33,9 @@ class RunDirSaveConfig(SaveConfigCallback):
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         folder = run_dir(trainer)
         folder.mkdir(parents=True, exist_ok=True)
-        self.parser.save(self.config, str(folder / self.config_filename), skip_none=False, overwrite=True)
+        stage = getattr(stage, "value", stage)  # Lightning passes a TrainerFn enum
+        name = self.config_filename if stage == "fit" else f"config_{stage}.yaml"
+        self.parser.save(self.config, str(folder / name), skip_none=False, overwrite=True)
         for logger in trainer.loggers:
             if type(logger).__name__.endswith("WandbLogger"):
                 logger.experiment.config.update(self.config.as_dict(), allow_val_change=True)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -16,8 +17,76 @@ from datamodules.io import DataError
 from sdgs.io import atomic_path
 from sdgs.lit.callbacks import RunDirSaveConfig, run_dir
 from sdgs.lit.module import SDGSModule
+from sdgs.lit.splat_stage import GaussianSplattingStage
 
-__all__ = ["SDGSCLI", "run_lightning_cli", "splat_main", "format_metrics"]
+__all__ = [
+    "BASE_CONFIG",
+    "SDGSCLI",
+    "RunFolderError",
+    "format_metrics",
+    "resolve_run_folder",
+    "run_lightning_cli",
+    "splat_main",
+]
+
+#: Loaded before every --config (jsonargparse ``default_config_files``): trainer, loggers, callbacks.
+BASE_CONFIG = Path(__file__).resolve().parents[2] / "lightning_configs" / "base.yaml"
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked (a fresh fit into a used folder, nothing to resume)."""
+
+
+def _items(value) -> list:
+    """Logger/callback config entries: a list, one entry, or a bool (no entries)."""
+    if isinstance(value, list):
+        return value
+    return [] if value is None or isinstance(value, bool) else [value]
+
+
+def resolve_run_folder(cfg, subcommand: str | None, rank_zero: bool = True) -> Path:
+    """Derive every output path of a run from ``trainer.default_root_dir`` (in place on the parsed config).
+
+    * ``$VARS`` in the folder are expanded (a W&B sweep trial uses ``runs/sweeps/$WANDB_RUN_ID``);
+    * loggers with ``save_dir: null`` write under the folder, ``ModelCheckpoint`` with ``dirpath: null``
+      into ``<folder>/checkpoints``;
+    * ``--ckpt_path last`` becomes ``<folder>/checkpoints/last.ckpt`` and must exist;
+    * a fresh ``fit`` into a folder that already holds a run's ``last.ckpt`` is refused (it would mix two
+      runs' checkpoints and logs): resume it, or name another folder.
+
+    Returns the run folder.
+    """
+    trainer = cfg.trainer
+    raw = str(trainer.default_root_dir)
+    expanded = os.path.expandvars(raw)
+    if "$" in expanded:
+        raise RunFolderError(f"trainer.default_root_dir={raw!r} names an unset environment variable")
+    root = Path(expanded)
+    trainer.default_root_dir = str(root)
+    for logger in _items(trainer.logger):
+        args = logger.get("init_args")
+        if args is not None and "save_dir" in args and args.save_dir is None:
+            args.save_dir = str(root)
+    for callback in _items(trainer.callbacks):
+        args = callback.get("init_args")
+        if str(callback.get("class_path", "")).endswith("ModelCheckpoint") and args.get("dirpath") is None:
+            args.dirpath = str(root / "checkpoints")
+    last = root / "checkpoints" / "last.ckpt"
+    ckpt = cfg.get("ckpt_path")
+    if ckpt == "last":
+        if not last.is_file():
+            raise RunFolderError(
+                f"--ckpt_path last: no checkpoint to resume at {last} (the run folder is "
+                f"trainer.default_root_dir={root}); pass the folder of the run to resume, or a checkpoint file"
+            )
+        cfg.ckpt_path = str(last)
+    elif subcommand == "fit" and ckpt is None and rank_zero and last.is_file():
+        raise RunFolderError(
+            f"{root} already holds a run ({last}); resume it with --ckpt_path last, "
+            f"or start a new run in another folder with --trainer.default_root_dir=DIR"
+        )
+    return root
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -31,8 +100,18 @@ def format_metrics(metrics: dict[str, float]) -> str:
 class SDGSCLI(LightningCLI):
     """``sdgs``: model = :class:`SDGSModule`, data = any :class:`~datamodules.base.FocalStackDataModule`.
 
-    After ``test``/``validate`` it prints the metrics and writes ``metrics.json`` into the run folder.
+    Every run writes into one folder, ``trainer.default_root_dir`` (:func:`resolve_run_folder`); the
+    configs are ``lightning_configs/base.yaml`` plus the experiment's deltas. The splatting stage is a
+    callback with its own config key, ``splat``. After ``test``/``validate`` it prints the metrics and
+    writes ``metrics.json`` into the run folder.
     """
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(GaussianSplattingStage, "splat")
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        resolve_run_folder(cfg, self.subcommand, rank_zero=int(os.environ.get("LOCAL_RANK", 0)) == 0)
 
     def _report(self, prefix: str) -> None:
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith(prefix)}
@@ -52,6 +131,11 @@ class SDGSCLI(LightningCLI):
         self._report("val/")
 
 
+def _parser_kwargs(run: bool) -> dict:
+    defaults = {"default_config_files": [str(BASE_CONFIG)]} if BASE_CONFIG.is_file() else {}
+    return {name: defaults for name in SUBCOMMANDS} if run else defaults
+
+
 def _make_cli(argv: Sequence[str], run: bool = True) -> SDGSCLI:
     return SDGSCLI(
         SDGSModule,
@@ -59,6 +143,7 @@ def _make_cli(argv: Sequence[str], run: bool = True) -> SDGSCLI:
         subclass_mode_data=True,
         save_config_callback=RunDirSaveConfig if run else None,
         seed_everything_default=0,
+        parser_kwargs=_parser_kwargs(run),
         args=list(argv),
         run=run,
         auto_configure_optimizers=False,
@@ -69,7 +154,7 @@ def run_lightning_cli(argv: Sequence[str]) -> None:
     """Run a LightningCLI subcommand; data errors become one clear line and exit code 2."""
     try:
         _make_cli(argv)
-    except (DataError, FileNotFoundError) as err:
+    except (DataError, FileNotFoundError, RunFolderError) as err:
         print(f"sdgs: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
 
@@ -84,7 +169,7 @@ def splat_main(argv: Sequence[str]) -> int:
     """
     from tqdm.auto import tqdm
 
-    from sdgs.lit.splat_stage import GaussianSplattingStage, fit_and_cache
+    from sdgs.lit.splat_stage import fit_and_cache
 
     argv = list(argv)
     if any(a in ("-h", "--help") for a in argv):
@@ -120,7 +205,7 @@ def splat_main(argv: Sequence[str]) -> int:
         return 2
     stage = next((cb for cb in cli.trainer.callbacks if isinstance(cb, GaussianSplattingStage)), None)
     if stage is None:
-        print("sdgs splat: error: the config has no GaussianSplattingStage in trainer.callbacks", file=sys.stderr)
+        print("sdgs splat: error: the config has no GaussianSplattingStage (config key `splat`)", file=sys.stderr)
         return 2
     try:
         stage.bind(cli.datamodule)

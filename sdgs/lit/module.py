@@ -105,6 +105,13 @@ class SDGSModule(L.LightningModule):
             self.sdnet.requires_grad_(False)
 
     # ------------------------------------------------------------------ plumbing
+    @property
+    def needs_splatting(self) -> bool:
+        """Whether training reads the splatting stage's fields (the supervised upper bound without rendered
+        losses reads none)."""
+        hp = self.hparams
+        return not hp.supervised or hp.blur_weight > 0 or hp.depth_render_weight > 0
+
     def attach_renderer(self, renderer: DefocusRenderer) -> None:
         """Called by :class:`GaussianSplattingStage`: share its renderer for the rendered losses."""
         self.renderer = renderer
@@ -169,7 +176,7 @@ class SDGSModule(L.LightningModule):
         if missing:
             raise RuntimeError(
                 f"self-supervised training needs the splatting stage's {missing}: add "
-                "sdgs.lit.GaussianSplattingStage to trainer.callbacks (see lightning_configs/quickstart.yaml) "
+                "sdgs.lit.GaussianSplattingStage to the trainer (the `splat` key of lightning_configs/base.yaml) "
                 "or set model.supervised=true"
             )
         return {
@@ -191,7 +198,7 @@ class SDGSModule(L.LightningModule):
             if not torch.isfinite(value):
                 raise FloatingPointError(
                     f"loss term '{name}' is {float(value)} at step {self.global_step}; stopping. The last good "
-                    "checkpoint is kept (ModelCheckpoint save_last); lower model.lr or check the inputs"
+                    "state is saved as <run>/checkpoints/last.ckpt; lower model.lr or check the inputs"
                 )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:

@@ -119,10 +119,15 @@ class GaussianSplattingStage(L.Callback):
         self._datamodule = None
         self._caches: dict[str, SplatCache] = {}
         self.fitted = 0  # samples fitted by this process (the rest came from the cache)
+        self.active = True
 
     # ------------------------------------------------------------------ wiring
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.bind(trainer.datamodule)
+        # A module trained on ground truth (the supervised upper bound) reads no splatting fields: stay idle
+        # rather than fit every scene for nothing.
+        self.active = bool(getattr(pl_module, "needs_splatting", True))
+        if self.active:
+            self.bind(trainer.datamodule)
         if hasattr(pl_module, "attach_renderer"):
             pl_module.attach_renderer(self.renderer)
 
@@ -169,10 +174,12 @@ class GaussianSplattingStage(L.Callback):
         return batch
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.attach(batch, "train")
+        if self.active:
+            self.attach(batch, "train")
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx: int = 0) -> None:
-        self.attach(batch, "val")
+        if self.active:
+            self.attach(batch, "val")
 
     def state_dict(self) -> dict[str, Any]:
         return {"config": self.config.key()}
