@@ -54,7 +54,18 @@ def test_fit_then_test_writes_metrics_and_checkpoints(tmp_path: Path) -> None:
     assert "test/abs_rel" in proc.stdout
     assert (run / "config_test.yaml").is_file() and (run / "logs" / "version_1").is_dir()
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]
-    assert 0 < metrics["test/abs_rel"] < 5 and "test/near/abs_rel" in metrics and "test/k0/abs_rel" in metrics
+    import csv
+
+    rows = list(csv.DictReader((run / "test_samples.csv").open()))
+    assert len(rows) == 4 * 5 and {(int(r["index"]), int(r["focus_index"])) for r in rows} == {
+        (i, k) for i in range(4) for k in range(5)
+    }  # one row per test sample and focus index
+    # the per-sample rows are what the metric averages
+    mean = sum(float(r["abs_rel"]) for r in rows) / len(rows)
+    assert mean == pytest.approx(metrics["test/abs_rel"], rel=1e-4)
+    k0 = [float(r["abs_rel"]) for r in rows if r["focus_index"] == "0"]
+    assert sum(k0) / len(k0) == pytest.approx(metrics["test/k0/abs_rel"], rel=1e-4)
+    assert "test/near/abs_rel" in metrics and "test/z0/abs_rel" in metrics
     # trained on procedural data, tested on a FoD500-format folder: the camera comes from the data
     sdgs("synth", "--out", "fod", "--scenes", "3", "--size", "32", cwd=tmp_path)
     proc = sdgs(

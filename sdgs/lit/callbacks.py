@@ -64,20 +64,13 @@ class RenderPreviewCallback(L.Callback):
         step = trainer.global_step
         if not self.every_n_steps or step % self.every_n_steps or not trainer.is_global_zero:
             return
-        import torch
-
         n = min(self.max_images, batch["stack"].shape[0])
         k = batch["stack"].shape[1] // 2
-        cam = {key: v[:n] for key, v in batch["camera"].items()}
-        with torch.no_grad():
-            out = pl_module.predict_depth(batch["stack"][:n, k], batch["focus_distance"][:n, k], cam)
-        preview = {"image": batch["stack"][:n, k], "defocus": out["defocus"], "z0": out["z0"],
-                   "depth": out["depth"], "gt": batch["depth"][:n]}  # fmt: skip
-        if "radiance" in batch and getattr(pl_module, "renderer", None) is not None:
-            with torch.no_grad():
-                preview["rendered"] = pl_module.renderer(
-                    batch["radiance"][:n], out["depth"], batch["focus_distance"][:n, k], camera=cam
-                )["image"]
+        radiance = batch["radiance"][:n] if "radiance" in batch else None
+        camera = {key: v[:n] for key, v in batch["camera"].items()}
+        preview = pl_module.preview(
+            batch["stack"][:n, k], batch["focus_distance"][:n, k], camera, batch["depth"][:n], radiance
+        )
         self._write(trainer, preview, f"train_step_{step:07d}.png")
 
     def _write(self, trainer: L.Trainer, preview: dict, name: str) -> None:

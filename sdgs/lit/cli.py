@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -126,6 +127,14 @@ class SDGSCLI(LightningCLI):
 
     def after_test(self) -> None:
         self._report("test/")
+        rows = getattr(self.model, "test_rows", None)
+        if rows and self.trainer.is_global_zero:
+            path = run_dir(self.trainer) / "test_samples.csv"
+            with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+            print(f"wrote {path} ({len(rows)} rows: one per test sample and focus index)")
 
     def after_validate(self) -> None:
         self._report("val/")

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from sdgs import losses
-from sdgs.metrics import DepthMetrics
-from sdgs.models import DepthNet, SDNet, depth_from_coc
+from sdgs.metrics import DepthMetrics, per_image_depth_errors
+from sdgs.models import DepthNet, SDNet
 from sdgs.optics import Camera, signed_coc_px
 from sdgs.render import DefocusRenderer
 
@@ -86,14 +86,9 @@ class SDGSModule(L.LightningModule):
         self.sdnet = SDNet(sdnet_width, sdnet_depth)
         self.depthnet = DepthNet(depthnet_width, depthnet_depth)
         self.renderer: DefocusRenderer | None = None
-        metric_kw = {"protocol": metric_protocol, "eigen_crop": eigen_crop, "log10": log10}
-        self.val_metrics = DepthMetrics(**metric_kw)
-        self.val_near = DepthMetrics(near_max=near_max, **metric_kw) if metric_protocol == "dfv" else None
-        self.val_z0 = DepthMetrics(**metric_kw)
-        self.test_metrics = DepthMetrics(**metric_kw)
-        self.test_near = DepthMetrics(near_max=near_max, **metric_kw) if metric_protocol == "dfv" else None
-        self.test_z0 = DepthMetrics(**metric_kw)
-        self.test_per_index = torch.nn.ModuleDict()
+        # one collection per split: refined depth on all / near pixels, and z0; test adds one per focus index
+        self.metrics = torch.nn.ModuleDict({split: self._metric_collection() for split in ("val", "test")})
+        self.test_rows: list[dict[str, float]] = []  # per sample and focus index (``sdgs test`` writes a CSV)
         self.last_preview: dict[str, Tensor] | None = None
         if stage == "depthnet":
             if not sdnet_ckpt:
@@ -145,18 +140,33 @@ class SDGSModule(L.LightningModule):
 
     # ------------------------------------------------------------------ inference
     def predict_depth(self, image: Tensor, focus_m: Tensor, camera: Camera | dict) -> dict[str, Tensor]:
-        """Depth from ONE defocused image: SDNet → lens inversion z0 → DepthNet.
+        """Depth from ONE defocused image: SDNet (defocus map and its depth z0) → DepthNet.
+
+        z0 is SDNet's own depth: SDNet predicts a bounded inverse depth and derives its signed CoC through
+        the thin lens, so inverting the lens again would be the identity.
 
         Args: ``image`` (B,3,H,W) in [0,1], ``focus_m`` (B,), ``camera`` (batched Camera or batch dict).
         Returns: ``signed_coc``, ``defocus``, ``z0``, ``depth`` — each (B,1,H,W).
         """
         cam = Camera.from_batch(camera, 4) if isinstance(camera, dict) else camera
         sd = self.sdnet(image, focus_m, cam)
-        z0 = depth_from_coc(sd["signed_coc"], focus_m, cam)
-        if self.hparams.stage == "sdnet":
-            return {"signed_coc": sd["signed_coc"], "defocus": sd["defocus"], "z0": z0, "depth": z0}
-        ref = self.depthnet(image, sd["defocus"].detach(), focus_m, z0.detach(), cam)
-        return {"signed_coc": sd["signed_coc"], "defocus": sd["defocus"], "z0": z0, "depth": ref["depth"]}
+        out = {"signed_coc": sd["signed_coc"], "defocus": sd["defocus"], "z0": sd["depth"], "depth": sd["depth"]}
+        if self.hparams.stage != "sdnet":
+            out["depth"] = self.depthnet(image, sd["defocus"].detach(), focus_m, sd["depth"].detach(), cam)["depth"]
+        return out
+
+    @torch.no_grad()
+    def preview(
+        self, image: Tensor, focus_m: Tensor, camera: dict, gt: Tensor, radiance: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """The tensors of a preview grid (:func:`~sdgs.lit.callbacks.save_preview_grid`) for one image per
+        sample: input, predicted defocus, z0, refined depth, ground truth and, given the splatting radiance,
+        the image re-rendered at the predicted depth."""
+        out = self.predict_depth(image, focus_m, camera)
+        grid = {"image": image, "defocus": out["defocus"], "z0": out["z0"], "depth": out["depth"], "gt": gt}
+        if radiance is not None and self.renderer is not None:
+            grid["rendered"] = self.renderer(radiance, out["depth"], focus_m, camera=camera)["image"]
+        return {k: v.detach() for k, v in grid.items()}
 
     def forward(self, image: Tensor, focus_m: Tensor, camera: Camera | dict) -> Tensor:
         return self.predict_depth(image, focus_m, camera)["depth"]
@@ -201,62 +211,84 @@ class SDGSModule(L.LightningModule):
                     "state is saved as <run>/checkpoints/last.ckpt; lower model.lr or check the inputs"
                 )
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+    def _siamese_pair(self, bsz: int, s: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """A random pair of distinct stack indices per sample ``(B,), (B,)``: the two Siamese branches.
+
+        Drawn from the step number, so a resumed run picks the same pairs as an uninterrupted one.
+        """
+        gen = torch.Generator().manual_seed(1_000_003 * int(self.global_step) + 17)
+        a_idx = torch.randint(0, s, (bsz,), generator=gen)
+        b_idx = (a_idx + torch.randint(1, s, (bsz,), generator=gen)) % s
+        return a_idx.to(device), b_idx.to(device)
+
+    def _sdnet_terms(
+        self, batch: dict[str, Any], targets: dict[str, Tensor], a_idx: Tensor, b_idx: Tensor, render: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """SDNet's terms (defocus, Siamese consistency, blur re-render) and branch A's outputs."""
         hp = self.hparams
         stack, focus = batch["stack"], batch["focus_distance"]
+        bsz = focus.shape[0]
+        rows = torch.arange(bsz, device=focus.device)
+        # both Siamese branches in one batched pass through the shared weights
+        both = self.sdnet(
+            torch.cat([stack[rows, a_idx], stack[rows, b_idx]]),
+            torch.cat([focus[rows, a_idx], focus[rows, b_idx]]),
+            Camera.from_batch({k: torch.cat([v, v]) for k, v in batch["camera"].items()}, 4),
+        )
+        out_a = {k: v[:bsz] for k, v in both.items()}
+        out_b = {k: v[bsz:] for k, v in both.items()}
+        conf = targets["confidence"]
+        defocus = losses.confidence_l1(out_a["signed_coc"], targets["coc"][rows, a_idx], conf)
+        defocus = defocus + losses.confidence_l1(out_b["signed_coc"], targets["coc"][rows, b_idx], conf)
+        terms = {
+            "defocus": hp.defocus_weight * 0.5 * defocus,
+            "siamese": hp.siamese_weight * losses.siamese_consistency(out_a["inv_depth"], out_b["inv_depth"]),
+        }
+        self._check_finite(terms)  # before rendering: a NaN depth must be reported as its loss term
+        if render and hp.blur_weight > 0:
+            terms["blur"] = hp.blur_weight * self._render_loss(batch, out_a["depth"], b_idx)
+        return terms, out_a
+
+    def _depthnet_terms(
+        self, batch: dict[str, Any], targets: dict[str, Tensor], sd: dict[str, Tensor], a_idx: Tensor,
+        b_idx: Tensor, render: bool,
+    ) -> dict[str, Tensor]:  # fmt: skip
+        """DepthNet's terms (inverse depth to the targets, smoothness, re-render) on branch A's image."""
+        hp = self.hparams
+        rows = torch.arange(a_idx.shape[0], device=a_idx.device)
+        image, focus = batch["stack"][rows, a_idx], batch["focus_distance"][rows, a_idx]
+        cam = Camera.from_batch(batch["camera"], 4)
+        ref = self.depthnet(image, sd["defocus"].detach(), focus, sd["depth"].detach(), cam)
+        terms = {
+            "depth": hp.depth_weight
+            * losses.confidence_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
+            / targets["inv_depth"].mean().clamp_min(1e-6),
+            "smooth": hp.smooth_weight * losses.smoothness(ref["inv_depth"], image),
+        }
+        self._check_finite(terms)
+        if render and hp.depth_render_weight > 0:
+            terms["depth_render"] = hp.depth_render_weight * self._render_loss(batch, ref["depth"], b_idx)
+        return terms
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        hp = self.hparams
+        focus = batch["focus_distance"]
         bsz, s = focus.shape
         if s < 2:
             raise ValueError("training needs focal stacks of at least 2 images (Siamese pairs)")
-        cam = Camera.from_batch(batch["camera"], 4)
-        targets = self._targets(batch, cam)
-        # a random pair of distinct stack images per sample: the Siamese branches
-        # (drawn from the step number, so a resumed run picks the same pairs as an uninterrupted one)
-        gen = torch.Generator().manual_seed(1_000_003 * int(self.global_step) + 17)
-        a_idx = torch.randint(0, s, (bsz,), generator=gen).to(focus.device)
-        b_idx = (a_idx + torch.randint(1, s, (bsz,), generator=gen).to(focus.device)) % s
-        rows = torch.arange(bsz, device=focus.device)
-        do_render = (
-            self.renderer is not None and "radiance" in batch and self.global_step % max(1, hp.render_every) == 0
-        )
+        targets = self._targets(batch, Camera.from_batch(batch["camera"], 4))
+        a_idx, b_idx = self._siamese_pair(bsz, s, focus.device)
+        render = self.renderer is not None and "radiance" in batch and self.global_step % max(1, hp.render_every) == 0
         terms: dict[str, Tensor] = {}
-
-        if hp.stage != "depthnet":
-            # both Siamese branches in one batched pass through the shared weights
-            both = self.sdnet(
-                torch.cat([stack[rows, a_idx], stack[rows, b_idx]]),
-                torch.cat([focus[rows, a_idx], focus[rows, b_idx]]),
-                Camera.from_batch({k: torch.cat([v, v]) for k, v in batch["camera"].items()}, 4),
-            )
-            out_a = {k: v[:bsz] for k, v in both.items()}
-            out_b = {k: v[bsz:] for k, v in both.items()}
-            conf = targets["confidence"]
-            terms["defocus"] = (
-                hp.defocus_weight
-                * 0.5
-                * (
-                    losses.confidence_l1(out_a["signed_coc"], targets["coc"][rows, a_idx], conf)
-                    + losses.confidence_l1(out_b["signed_coc"], targets["coc"][rows, b_idx], conf)
-                )
-            )
-            terms["siamese"] = hp.siamese_weight * losses.siamese_consistency(out_a["inv_depth"], out_b["inv_depth"])
-            self._check_finite(terms)  # before rendering: a NaN depth must be reported as its loss term
-            if do_render and hp.blur_weight > 0:
-                terms["blur"] = hp.blur_weight * self._render_loss(batch, out_a["depth"], b_idx)
-        else:
+        if hp.stage == "depthnet":  # SDNet frozen: its outputs only
+            rows = torch.arange(bsz, device=focus.device)
             with torch.no_grad():
-                out_a = self.sdnet(stack[rows, a_idx], focus[rows, a_idx], cam)
+                sd = self.sdnet(batch["stack"][rows, a_idx], focus[rows, a_idx], Camera.from_batch(batch["camera"], 4))
+        else:
+            sd_terms, sd = self._sdnet_terms(batch, targets, a_idx, b_idx, render)
+            terms.update(sd_terms)
         if hp.stage != "sdnet":
-            z0 = depth_from_coc(out_a["signed_coc"].detach(), focus[rows, a_idx], cam)
-            ref = self.depthnet(stack[rows, a_idx], out_a["defocus"].detach(), focus[rows, a_idx], z0, cam)
-            terms["depth"] = (
-                hp.depth_weight
-                * losses.confidence_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
-                / targets["inv_depth"].mean().clamp_min(1e-6)
-            )
-            terms["smooth"] = hp.smooth_weight * losses.smoothness(ref["inv_depth"], stack[rows, a_idx])
-            self._check_finite(terms)
-            if do_render and hp.depth_render_weight > 0:
-                terms["depth_render"] = hp.depth_render_weight * self._render_loss(batch, ref["depth"], b_idx)
+            terms.update(self._depthnet_terms(batch, targets, sd, a_idx, b_idx, render))
         self._check_finite(terms)
         loss = torch.stack(list(terms.values())).sum()
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=bsz)
@@ -272,39 +304,55 @@ class SDGSModule(L.LightningModule):
             raise ValueError(f"model.test_focus_index={k} but stacks have {s} images")
         return [k]
 
-    def _metric_sets(self, split: str) -> tuple[DepthMetrics, DepthMetrics | None, DepthMetrics]:
-        """(refined depth, refined depth on near pixels, z0) metrics of ``split``."""
-        if split == "val":
-            return self.val_metrics, self.val_near, self.val_z0
-        return self.test_metrics, self.test_near, self.test_z0
+    def _metric_collection(self) -> torch.nn.ModuleDict:
+        """``{"all", "near" (DFV only), "z0"}`` :class:`DepthMetrics` of one split."""
+        hp = self.hparams
+        kw = {"protocol": hp.metric_protocol, "eigen_crop": hp.eigen_crop, "log10": hp.log10}
+        metrics = {"all": DepthMetrics(**kw), "z0": DepthMetrics(**kw)}
+        if hp.metric_protocol == "dfv":
+            metrics["near"] = DepthMetrics(near_max=hp.near_max, **kw)
+        return torch.nn.ModuleDict(metrics)
+
+    @staticmethod
+    def _prefix(split: str, name: str) -> str:
+        return f"{split}/" if name == "all" else f"{split}/{name}/"
 
     def _evaluate(self, batch: dict[str, Any], split: str) -> None:
         stack, focus, gt = batch["stack"], batch["focus_distance"], batch["depth"]
-        metrics = self._metric_sets(split)
+        metrics = self.metrics[split]
         indices = self._indices(stack.shape[1])
         for k in indices:
             out = self.predict_depth(stack[:, k], focus[:, k], batch["camera"])
-            metrics[0].update(out["depth"], gt)
-            if metrics[1] is not None:
-                metrics[1].update(out["depth"], gt)
-            metrics[2].update(out["z0"], gt)
+            for name, metric in metrics.items():
+                if not name.startswith("k"):  # per-index metrics ("k0", ...) are updated below
+                    metric.update(out["z0"] if name == "z0" else out["depth"], gt)
             if split == "test":
                 key = f"k{k}"
-                if key not in self.test_per_index:
-                    self.test_per_index[key] = DepthMetrics(
+                if key not in metrics:
+                    metrics[key] = DepthMetrics(
                         protocol=self.hparams.metric_protocol, eigen_crop=self.hparams.eigen_crop,
                         log10=self.hparams.log10,
                     ).to(self.device)  # fmt: skip
-                self.test_per_index[key].update(out["depth"], gt)
+                metrics[key].update(out["depth"], gt)
+                self._record_rows(batch, k, out["depth"])
             if split == "val" and k == indices[0]:
-                self.last_preview = {
-                    "image": stack[:, k].detach(), "defocus": out["defocus"].detach(), "z0": out["z0"].detach(),
-                    "depth": out["depth"].detach(), "gt": gt.detach(),
-                }  # fmt: skip
-                if "radiance" in batch and self.renderer is not None:
-                    self.last_preview["rendered"] = self.renderer(
-                        batch["radiance"], out["depth"], focus[:, k], camera=batch["camera"]
-                    )["image"].detach()
+                self.last_preview = self.preview(stack[:, k], focus[:, k], batch["camera"], gt, batch.get("radiance"))
+
+    def _record_rows(self, batch: dict[str, Any], k: int, depth: Tensor) -> None:
+        """Per-sample errors of focus index ``k`` (the rows of ``test_samples.csv``)."""
+        hp = self.hparams
+        kw = {"eigen_crop": hp.eigen_crop, "log10": hp.log10}
+        gt = batch["depth"]
+        values, has = per_image_depth_errors(depth, gt, hp.metric_protocol, **kw)
+        near = None
+        if hp.metric_protocol == "dfv":
+            near = per_image_depth_errors(depth, gt, "dfv", near_max=hp.near_max)[0]
+        for i in range(gt.shape[0]):
+            row = {"index": int(batch["index"][i]), "focus_index": k, "focus_m": float(batch["focus_distance"][i, k])}
+            row.update({m: float(values[m][i]) if has[i] else float("nan") for m in ("abs_rel", "rmse", "delta1")})
+            if near is not None:
+                row["near_abs_rel"] = float(near["abs_rel"][i])
+            self.test_rows.append(row)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -312,23 +360,26 @@ class SDGSModule(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
+    def on_test_epoch_start(self) -> None:
+        self.test_rows = []
+
     def _log_metrics(self, split: str) -> None:
-        for metric, prefix in zip(self._metric_sets(split), (f"{split}/", f"{split}/near/", f"{split}/z0/")):
-            if metric is None:
-                continue
+        for name, metric in self.metrics[split].items():
             if float(metric.images) > 0 or torch.distributed.is_initialized():
-                self.log_dict({prefix + k: v for k, v in metric.compute().items()})
+                self.log_dict({self._prefix(split, name) + k: v for k, v in metric.compute().items()})
             metric.reset()
-        if split == "test":
-            for key, metric in self.test_per_index.items():
-                self.log_dict({f"test/{key}/{k}": v for k, v in metric.compute().items()})
-                metric.reset()
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test")
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[list[dict]] = [[] for _ in range(torch.distributed.get_world_size())]
+            torch.distributed.all_gather_object(gathered, self.test_rows)
+            # DistributedSampler pads with repeated samples: keep one row per (sample, index)
+            unique = {(r["index"], r["focus_index"]): r for rows in gathered for r in rows}
+            self.test_rows = [unique[key] for key in sorted(unique)]
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
         k = self.hparams.test_focus_index or 0
