@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -12,6 +13,13 @@ from pathlib import Path
 import torch
 
 
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def machine() -> dict:
     """What ran the benchmark (numbers are only comparable on the same machine)."""
     info = {
@@ -20,6 +28,7 @@ def machine() -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "gsplat": _version("gsplat"),
     }
     return info
 
@@ -40,9 +49,12 @@ def best_of(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> floa
     return min(times)
 
 
-def write_json(path: str | Path, payload: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_json(path: str | Path, payload: dict, echo: bool = True) -> None:
+    """Write ``payload`` with the machine facts and date (atomically: rewriting it mid-run is safe)."""
+    from sdgs.io import atomic_path
+
     payload = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    print(json.dumps(payload, indent=2))
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    if echo:
+        print(json.dumps(payload, indent=2))

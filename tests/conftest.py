@@ -20,3 +20,11 @@ def _seed() -> None:
 requires_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU and gsplat's kernels (run on a GPU machine)"
 )
+
+
+@pytest.fixture
+def gsplat_on_cpu(monkeypatch: pytest.MonkeyPatch):
+    """The gsplat backend's CUDA calls routed to gsplat's torch references (tests/gsplat_proxy.py)."""
+    from .gsplat_proxy import route_gsplat_to_torch_reference
+
+    return route_gsplat_to_torch_reference(monkeypatch)

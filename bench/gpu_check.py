@@ -1,0 +1,314 @@
+"""One prepared GPU check: gsplat-vs-torch parity, renderer and splat-fit speed, training throughput, DDP.
+
+    python -m bench.gpu_check --out bench/gpu.json                       (make gpu-check; needs CUDA)
+    python -m bench.gpu_check --device cpu --tiny --out /tmp/gpu.json    (CPU dry run of every section)
+
+Sections (each written to the JSON as soon as it finishes, so a run cut short keeps what it measured):
+
+- ``parity``: CUDA gsplat backend vs torch backend, forward and gradients, for ``rasterize_gaussians``
+  (random Gaussians, some outside the image, gradients w.r.t. means, covariances, colours, opacities,
+  depths) and ``render_defocus`` (focal stack; gradients w.r.t. radiance, depth, opacity).
+- ``render_speed``: ``rasterize_gaussians`` forward and forward+backward at 256² px, B = 8, one Gaussian per
+  pixel with sigma uniform in [0.5, 4] px, both backends (:func:`bench.render.run_one`).
+- ``fit``: ``fit_gaussians`` seconds per 256² procedural FoD500 scene (batch 8, after a warm-up batch), with
+  the splatting-stage settings of ``lightning_configs/fod500.yaml``.
+- ``train``: 200 training steps of ``lightning_configs/fod500.yaml`` (its networks, batch 8, 224-px crops
+  of 256² scenes) on procedural data through ``sdgs fit``; samples/s after 20 warm-up steps, the renderer
+  backend that ran, and the seconds before the first step (splatting stage of the training scenes).
+- ``ddp``: the same for 100 steps on 2 GPUs with ``lightning_configs/trainer/ddp.yaml`` (only with >= 2 GPUs).
+
+The whole check is bounded by ``--budget-s`` (default 450 s): a section that would start past it is
+recorded as skipped. Not counted: loading gsplat's CUDA kernels, which gsplat's PyPI wheel JIT-compiles on
+its first use on a machine (minutes; needs nvcc; cached afterwards), recorded as ``gsplat_kernels.load_s``.
+Exit status 1 if a section failed, parity is out of tolerance, or (on CUDA) gsplat's kernels did not load.
+``--tiny`` shrinks every size so a CPU run takes under a minute; CPU runs never write
+``bench/gpu.json`` (that file holds GPU figures only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+
+from bench.common import write_json
+
+REPO = Path(__file__).resolve().parents[1]
+GPU_JSON = REPO / "bench" / "gpu.json"
+FOD500_YAML = REPO / "lightning_configs" / "fod500.yaml"
+
+# Full sizes (GPU) and the --tiny ones (CPU dry run): same code path, smaller numbers.
+SIZES = {
+    "full": {"render": (8, 256), "fit": (16, 256), "train": (200, 20, 256, 224, 8, 64), "ddp_steps": 100},
+    "tiny": {"render": (2, 32), "fit": (2, 32), "train": (6, 2, 32, 24, 2, 4), "ddp_steps": 4},
+}
+#: Parity tolerances (float32 on both backends; the sums run in a different order).
+FWD_TOL, GRAD_TOL = 1e-4, 1e-3
+
+
+def _max_err(a: torch.Tensor, b: torch.Tensor) -> dict:
+    """Largest absolute difference and the same relative to the reference's largest magnitude."""
+    a, b = a.detach(), b.detach()
+    err = float((a - b).abs().max())
+    return {"max_abs": err, "max_rel_to_scale": err / max(float(b.abs().max()), 1e-30)}
+
+
+def parity(device: str, tiny: bool = False) -> dict:
+    """gsplat vs torch backend: forward and backward of the rasterizer and the defocus renderer.
+
+    Runs where ``backend="gsplat"`` resolves for ``device`` (CUDA with gsplat's kernels; on CPU only under
+    the test suite's routing to gsplat's torch references), else returns why it was skipped.
+    """
+    from sdgs.optics import FOD500
+    from sdgs.render import rasterize as rasterize_mod
+    from sdgs.render import rasterize_gaussians, render_defocus
+
+    try:
+        rasterize_mod.resolve_backend("gsplat", torch.device(device))
+    except RuntimeError as err:
+        return {"skipped": str(err)}
+    g = torch.Generator().manual_seed(0)
+    b, n, h, w = (2, 60, 37, 21) if tiny else (3, 400, 70, 45)  # neither side a multiple of the 16-px tile
+    rh, rw = (20, 18) if tiny else (40, 36)
+    means = torch.rand(b, n, 2, generator=g) * torch.tensor([w + 20.0, h + 20.0]) - 10.0  # some outside
+    a = torch.randn(b, n, 2, 2, generator=g) * 2.0
+    covs = a @ a.transpose(-1, -2) + 0.3 * torch.eye(2)
+    colors, opac = torch.rand(b, n, 3, generator=g), torch.rand(b, n, generator=g)
+    raster_in = [means, covs, colors, opac, torch.rand(b, n, generator=g) + 0.5]
+    rgb, depth = torch.rand(2, 3, rh, rw, generator=g), torch.rand(2, 1, rh, rw, generator=g) * 2.5 + 0.15
+    opacity = torch.rand(2, 1, rh, rw, generator=g) * 0.5 + 0.5
+    focus = torch.tensor([[0.1, 0.7], [0.3, 1.5]], device=device)
+    cases = {
+        "rasterize_gaussians": (
+            raster_in, ("means", "covariances", "colours", "opacities", "depths"),
+            lambda t, be: rasterize_gaussians(*t, h, w, num_layers=8, backend=be),
+        ),
+        "render_defocus": (
+            [rgb, depth, opacity], ("radiance", "depth", "opacity"),
+            lambda t, be: render_defocus(t[0], t[1], focus, FOD500, backend=be, opacity=t[2]),
+        ),
+    }  # fmt: skip
+    report = {"forward_tol_abs": FWD_TOL, "gradient_tol_rel_to_scale": GRAD_TOL}
+    ok = True
+    for case, (inputs, names, fn) in cases.items():
+        outs, grads = {}, {}
+        for backend in ("torch", "gsplat"):
+            leaves = [t.to(device).requires_grad_() for t in inputs]
+            out = fn(leaves, backend)
+            weight = torch.linspace(0.2, 1.0, out["image"].shape[-1], device=device)
+            sum((v * weight).sum() * (i + 1) for i, v in enumerate(out.values())).backward()
+            outs[backend], grads[backend] = out, [t.grad for t in leaves]
+        forward = {k: _max_err(outs["gsplat"][k], outs["torch"][k]) for k in ("image", "alpha", "depth")}
+        gradient = {nm: _max_err(gg, gt) for nm, gg, gt in zip(names, grads["gsplat"], grads["torch"])}
+        ok &= all(e["max_abs"] <= FWD_TOL for e in forward.values())
+        ok &= all(e["max_rel_to_scale"] <= GRAD_TOL for e in gradient.values())
+        report[case] = {"forward": forward, "gradient": gradient}
+    report["pass"] = ok
+    return report
+
+
+def render_speed(device: str, batch: int, size: int) -> dict:
+    """Both backends at ``size``² px, ``batch`` images, sigma in [0.5, 4] px (torch only without CUDA)."""
+    from bench.render import run_one
+    from sdgs.render import resolve_backend
+
+    out = {"torch": run_one("torch", batch, size, 4.0, device)}
+    if resolve_backend("auto", torch.device(device)) == "gsplat":
+        out["gsplat"] = run_one("gsplat", batch, size, 4.0, device)
+        out["gsplat_speedup_forward_backward"] = round(
+            out["torch"]["forward_backward_s"] / out["gsplat"]["forward_backward_s"], 2
+        )
+    else:
+        out["gsplat"] = {"skipped": "gsplat backend needs CUDA"}
+    return out
+
+
+def stage_settings() -> dict:
+    """The ``GaussianSplattingStage`` init args of ``fod500.yaml`` (fit settings of the training run)."""
+    config = yaml.safe_load(FOD500_YAML.read_text())
+    for cb in config["trainer"]["callbacks"]:
+        if cb["class_path"].endswith("GaussianSplattingStage"):
+            return cb.get("init_args", {})
+    raise ValueError(f"{FOD500_YAML} has no GaussianSplattingStage callback; the fit section needs its settings")
+
+
+def fit_speed(device: str, scenes_n: int, size: int) -> dict:
+    """``fit_gaussians`` seconds per scene (batch 8) after one warm-up batch."""
+    from bench.splat import fit_all, scenes
+    from sdgs.render import resolve_backend
+    from sdgs.render.fit import SplatFitConfig
+
+    known = {f.name for f in fields(SplatFitConfig)}
+    cfg = SplatFitConfig(**{k: v for k, v in stage_settings().items() if k in known})
+    stack, _, cam = scenes(scenes_n, size, seed=99)
+    batch = min(8, scenes_n)
+    fit_all(stack[:batch], cam, cfg, batch=batch, device=device)  # warm-up: CUDA init, kernel loads
+    _, sec = fit_all(stack, cam, cfg, batch=batch, device=device)
+    return {
+        "seconds_per_scene": round(sec, 4), "scenes": scenes_n, "size": size, "batch": batch,
+        "iters": cfg.iters, "num_layers": cfg.num_layers, "backend": resolve_backend(cfg.backend, torch.device(device)),
+    }  # fmt: skip
+
+
+class TrainThroughput(L.Callback):
+    """Training samples/s after ``warmup`` steps, the renderer backend that ran; rank 0 writes ``out`` (JSON).
+
+    Added to ``sdgs fit`` by :func:`train_run` (``--trainer.callbacks+=bench.gpu_check.TrainThroughput``).
+    """
+
+    def __init__(self, out: str, warmup: int = 20) -> None:
+        self.out, self.warmup = out, warmup
+        self.t_fit = time.perf_counter()
+        self.t_first = self.t0 = None
+        self.samples = 0
+        self.batch_shape: list[int] = []
+
+    def _sync(self, pl_module: L.LightningModule) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.t_first is None:
+            self.t_first = self._sync(pl_module)
+            self.batch_shape = list(batch["stack"].shape)
+        if trainer.global_step == self.warmup and self.t0 is None:
+            self.t0 = self._sync(pl_module)
+        if self.t0 is not None:
+            self.samples += batch["stack"].shape[0]
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        from sdgs.render import resolve_backend
+
+        t1 = self._sync(pl_module)
+        if not trainer.is_global_zero:
+            return
+        if self.t0 is None:
+            raise RuntimeError(f"training stopped before the warm-up of {self.warmup} steps ended")
+        steps = trainer.global_step - self.warmup
+        renderer = getattr(pl_module, "renderer", None)
+        result = {
+            "steps_timed": steps, "warmup_steps": self.warmup, "world_size": trainer.world_size,
+            "batch_shape_per_process": self.batch_shape, "seconds": round(t1 - self.t0, 3),
+            "samples_per_s": round(self.samples * trainer.world_size / (t1 - self.t0), 2),
+            "seconds_per_step": round((t1 - self.t0) / steps, 4),
+            "seconds_before_first_step": round(self.t_first - self.t_fit, 2),
+            "renderer_backend": None if renderer is None else resolve_backend(renderer.backend, pl_module.device),
+            "device": torch.cuda.get_device_name(pl_module.device) if pl_module.device.type == "cuda" else "cpu",
+        }  # fmt: skip
+        Path(self.out).write_text(json.dumps(result))
+
+
+def train_run(device: str, steps: int, warmup: int, size: int, crop: int, batch: int, scenes_n: int,
+              timeout_s: float, ddp: bool = False) -> dict:  # fmt: skip
+    """``sdgs fit`` with ``fod500.yaml`` on procedural data in a scratch folder; returns the callback's JSON."""
+    with tempfile.TemporaryDirectory(prefix="sdgs_gpu_check_") as tmp:
+        out = Path(tmp) / "throughput.json"
+        configs = ["--config", str(FOD500_YAML), "--config", str(REPO / "lightning_configs" / "logger" / "csv.yaml")]
+        if ddp:
+            name = "ddp.yaml" if device == "cuda" else "cpu_ddp.yaml"
+            configs += ["--config", str(REPO / "lightning_configs" / "trainer" / name), "--trainer.devices=2"]
+        else:
+            configs += [f"--trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}", "--trainer.devices=1"]
+        cmd = [
+            sys.executable, "-m", "sdgs.cli", "fit", *configs,
+            "--data=datamodules.SyntheticDataModule", "--data.init_args.data_dir=null",  # in memory, not data/fod500
+            f"--data.init_args.size={size}", f"--data.init_args.crop_size={crop}",
+            f"--data.init_args.batch_size={batch}", f"--data.init_args.num_train={scenes_n}",
+            "--data.init_args.num_val=2", "--data.init_args.num_test=2",
+            # no loader workers: the splatting stage has generated every scene in this process already, so
+            # the timed steps hold no procedural generation (FoD500 files would not need it either)
+            "--data.init_args.num_workers=0", "--data.init_args.pin_memory=false",
+            f"--trainer.max_steps={steps}", "--trainer.max_epochs=-1", "--trainer.limit_val_batches=0",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.callbacks+=bench.gpu_check.TrainThroughput",
+            f"--trainer.callbacks.init_args.out={out}", f"--trainer.callbacks.init_args.warmup={warmup}",
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        env.setdefault("WANDB_MODE", "offline")
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=max(timeout_s, 1))
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stdout + proc.stderr)[-3000:]
+            raise RuntimeError(f"sdgs fit exited with {proc.returncode}; last output:\n{tail}")
+        result = json.loads(out.read_text())
+        result["wall_s_including_startup"] = round(time.perf_counter() - t0, 1)
+        result["command"] = " ".join(cmd[1:])
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(GPU_JSON), help="JSON to write (CPU runs need another path)")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes (CPU dry run of every section)")
+    parser.add_argument("--budget-s", type=float, default=450.0, help="skip sections that would start past this")
+    parser.add_argument("--ddp", action="store_true", help="also run the 2-process DDP section on CPU (gloo)")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but torch sees no CUDA GPU; this check is for GPU machines (CPU dry run: "
+                     "--device cpu --tiny --out /tmp/gpu.json)")  # fmt: skip
+    if args.device == "cpu" and Path(args.out).resolve() == GPU_JSON:
+        parser.error(f"{GPU_JSON} holds GPU figures only; give a CPU run another --out")
+    sizes = SIZES["tiny" if args.tiny else "full"]
+    payload = {"device": args.device, "tiny": args.tiny, "budget_s": args.budget_s, "complete": False}
+    if args.device == "cuda":
+        # gsplat's PyPI wheel JIT-compiles its kernels on first use (minutes, once per machine, cached):
+        # outside the budget, and recorded
+        from sdgs.render import gsplat_available
+
+        t0 = time.perf_counter()
+        payload["gsplat_kernels"] = {"available": gsplat_available(), "load_s": round(time.perf_counter() - t0, 1)}
+    t_start = time.perf_counter()
+    gpus = torch.cuda.device_count() if args.device == "cuda" else 0
+    steps, warmup, size, crop, batch, scenes_n = sizes["train"]
+    left = lambda: args.budget_s - (time.perf_counter() - t_start)  # noqa: E731
+    sections = {
+        "parity": lambda: parity(args.device, args.tiny),
+        "render_speed": lambda: render_speed(args.device, *sizes["render"]),
+        "fit": lambda: fit_speed(args.device, *sizes["fit"]),
+        "train": lambda: train_run(args.device, steps, warmup, size, crop, batch, scenes_n, left()),
+    }
+    if gpus >= 2 or args.ddp:
+        ddp_steps = sizes["ddp_steps"]
+        sections["ddp"] = lambda: train_run(
+            args.device, ddp_steps, min(warmup, ddp_steps // 2), size, crop, batch, scenes_n, left(), ddp=True
+        )
+    payload["gpus"] = gpus
+    if "ddp" not in sections:
+        payload["ddp"] = {"skipped": f"needs >= 2 GPUs ({gpus} visible)"}
+    failed = False
+    for name, run in sections.items():
+        if left() <= 0:
+            payload[name] = {"skipped": f"time budget of {args.budget_s} s spent"}
+            continue
+        t0 = time.perf_counter()
+        try:
+            payload[name] = run()
+        except Exception as err:  # record and go on: one broken section must not lose the others' figures
+            payload[name] = {"error": f"{type(err).__name__}: {err}"}
+            failed = True
+        payload[name]["section_s"] = round(time.perf_counter() - t0, 1)
+        print(f"[gpu-check] {name}: {payload[name]}", flush=True)
+        write_json(args.out, payload, echo=False)
+    payload["complete"] = True
+    payload["total_s"] = round(time.perf_counter() - t_start, 1)
+    # on CUDA a skipped parity means gsplat's kernels did not load: auto would silently train with torch
+    failed |= payload["parity"].get("pass") is False or (args.device == "cuda" and "skipped" in payload["parity"])
+    write_json(args.out, payload, echo=False)
+    print(f"[gpu-check] wrote {args.out} in {payload['total_s']} s{' (with failures)' if failed else ''}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""``make gpu-check`` (bench/gpu_check.py) exercised on CPU: its parity section through the gsplat proxy,
+every other section in the ``--tiny`` CPU dry run, and its refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import gpu_check
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_gsplat_parity_section_on_cpu_proxy(gsplat_on_cpu) -> None:
+    report = gpu_check.parity("cpu", tiny=True)
+    assert gsplat_on_cpu["isect_tiles"] == 2 and gsplat_on_cpu["fully_fused_projection"] == 1
+    assert report["pass"] is True
+    for case, grads in (("rasterize_gaussians", 5), ("render_defocus", 3)):
+        assert set(report[case]["forward"]) == {"image", "alpha", "depth"}
+        assert len(report[case]["gradient"]) == grads
+        for err in [*report[case]["forward"].values(), *report[case]["gradient"].values()]:
+            assert 0 <= err["max_abs"] <= gpu_check.FWD_TOL and err["max_rel_to_scale"] <= gpu_check.GRAD_TOL
+
+
+def test_gpu_check_parity_skips_without_the_gsplat_backend() -> None:
+    assert "use backend='torch'" in gpu_check.parity("cpu")["skipped"]
+
+
+def test_gpu_check_fit_settings_come_from_fod500_yaml() -> None:
+    settings = gpu_check.stage_settings()
+    assert settings["iters"] == 32 and settings["num_layers"] == 16
+
+
+def test_gpu_check_refuses_cpu_figures_in_gpu_json_and_cuda_without_gpu(capsys) -> None:
+    before = gpu_check.GPU_JSON.exists()
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_check.main(["--device", "cpu", "--tiny"])
+    assert exit_info.value.code == 2 and "holds GPU figures only" in capsys.readouterr().err
+    assert gpu_check.GPU_JSON.exists() == before
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit) as exit_info:
+            gpu_check.main(["--device", "cuda"])
+        assert exit_info.value.code == 2 and "no CUDA GPU" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_dry_run_writes_every_section(tmp_path: Path) -> None:
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check", "--device", "cpu", "--tiny", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["complete"] is True and result["device"] == "cpu" and result["tiny"] is True
+    assert "skipped" in result["parity"] and "skipped" in result["ddp"]
+    speed = result["render_speed"]["torch"]
+    assert speed["size"] == 32 and speed["batch"] == 2 and 0 < speed["forward_s"] <= speed["forward_backward_s"]
+    assert "skipped" in result["render_speed"]["gsplat"]
+    assert result["fit"]["seconds_per_scene"] > 0 and result["fit"]["backend"] == "torch"
+    assert (result["fit"]["iters"], result["fit"]["num_layers"]) == (32, 16)
+    train = result["train"]
+    assert train["steps_timed"] == 4 and train["world_size"] == 1 and train["renderer_backend"] == "torch"
+    assert train["batch_shape_per_process"] == [2, 5, 3, 24, 24]  # batch 2, 5 focus positions, 24-px crops
+    assert train["samples_per_s"] > 0 and train["seconds_per_step"] > 0
+    assert "fod500.yaml" in train["command"]
