@@ -236,7 +236,7 @@ def write_procedural_dataset(
     import json
 
     if out.exists() and not out.is_dir():
-        raise DataError(f"{out} is a file: --out must be a folder (a new or empty one)")
+        raise DataError(f"{out} is a file: --out must be a folder")
     if out.exists() and any(out.iterdir()):
         same = marker.is_file() and json.loads(marker.read_text()) == settings
         if not same and not force:

@@ -40,17 +40,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     instead of deep inside torch (whose unpickling errors suggest ``weights_only=False``: wrong advice here).
     """
     path = Path(path)
+    fix = "use a .ckpt that `sdgs fit` wrote (runs/<experiment>/checkpoints/)"
     if not path.is_file():
-        raise DataError(f"checkpoint not found: {path} (train one with `sdgs fit`, e.g. `make quickstart-ckpt`)")
+        raise DataError(f"checkpoint not found: {path}; {fix}, e.g. after `make quickstart-ckpt`")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except OSError as err:
         raise DataError(f"cannot read checkpoint {path}: {err.strerror or err}") from err
     except Exception as err:  # truncated zip, random bytes, pickles of other objects: many error types
-        raise DataError(f"{path} is not an sdgs checkpoint (corrupt or another file)") from err
+        raise DataError(f"{path} is not an sdgs checkpoint (corrupt or another file); {fix}") from err
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not any(str(k).startswith("sdnet.") for k in state):
-        raise DataError(f"{path} is not an sdgs checkpoint (corrupt or another file): it holds no SDNet weights")
+        raise DataError(f"{path} is not an sdgs checkpoint (corrupt or another file): no SDNet weights; {fix}")
     return ckpt
 
 
