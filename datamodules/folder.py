@@ -7,7 +7,7 @@ Layout::
         stack.json          {"focus_distances_m": [0.3, 0.5, 1.0],          # one per image, sorted by name
                              "camera": "fod500" | {...Camera fields...},    # optics (preset or fields)
                              "images": ["a.png", "b.png", "c.png"]}         # optional explicit order
-        000.png 001.png 002.png                                             # JPG/PNG/TIF, 8-bit RGB
+        000.png 001.png 002.png                                             # JPG/PNG/TIF, 8/16-bit
         depth.png | depth.exr | depth.npy                                   # optional: mm uint16 / m / m
       scene_b/ ...
 
