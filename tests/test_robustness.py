@@ -299,6 +299,6 @@ def test_failed_fit_leaves_no_run_folder_and_no_warning_noise(tmp_path: Path, ba
     proc = sdgs("fit", "--config", CFG, "--data=datamodules.FoD500DataModule", "--data.data_dir=/nope")
     assert proc.returncode == 2 and "FoD500 folder not found: /nope" in proc.stderr, proc.stderr[-3000:]
     assert "args parameter is intended" not in proc.stderr and "Traceback" not in proc.stderr
-    assert not list(tmp_path.glob("runs/quickstart/version_*")) and not list(tmp_path.glob("runs/wandb/*run-*"))
+    assert not (tmp_path / "runs").exists()  # no run folder, no W&B run, not even an empty runs/
     proc = sdgs("test", "--config", CFG, "--ckpt_path", bad_ckpts["half"])
     assert proc.returncode == 2 and NOT_SDGS in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
