@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.base import FocalStackDataModule, StackDataset, make_item, require_dir
-from datamodules.io import DataError, read_exr_depth, read_image, write_exr_depth, write_image
+from datamodules.io import DataError, read_exr_depth, read_stack, write_exr_depth, write_image
 from sdgs.optics import FOD500, Camera
 
 __all__ = ["FoD500Dataset", "FoD500DataModule", "write_fod500_sample", "fod500_indices"]
@@ -80,16 +80,13 @@ class FoD500Dataset(StackDataset):
 
     def load(self, i: int):
         idx = self.indices[i]
-        images = [read_image(image_path(self.root, idx, k)) for k in range(self.num_images)]
-        shapes = {im.shape for im in images}
-        if len(shapes) != 1:
-            raise DataError(f"{self.describe(i)}: stack images have different sizes {sorted(shapes)}")
+        stack = read_stack([image_path(self.root, idx, k) for k in range(self.num_images)])
         depth = read_exr_depth(depth_path(self.root, idx))
-        if depth.shape != images[0].shape[:2]:
+        if depth.shape != stack.shape[1:3]:
             raise DataError(
-                f"{depth_path(self.root, idx)}: depth is {depth.shape} but the images are {images[0].shape[:2]}"
+                f"{depth_path(self.root, idx)}: depth is {depth.shape} but the images are {stack.shape[1:3]}"
             )
-        return make_item(np.stack(images), self.camera.focus_distances_m, depth, self.camera, i)
+        return make_item(stack, self.camera.focus_distances_m, depth, self.camera, i)
 
 
 class FoD500DataModule(FocalStackDataModule):

@@ -7,7 +7,7 @@ Layout::
         stack.json          {"focus_distances_m": [0.3, 0.5, 1.0],          # one per image, sorted by name
                              "camera": "fod500" | {...Camera fields...},    # optics (preset or fields)
                              "images": ["a.png", "b.png", "c.png"]}         # optional explicit order
-        000.png 001.png 002.png                                             # JPG/PNG/TIF, 8-bit RGB
+        000.png 001.png 002.png                                             # JPG/PNG/TIF, 8/16-bit
         depth.png | depth.exr | depth.npy                                   # optional: mm uint16 / m / m
       scene_b/ ...
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.base import FocalStackDataModule, StackDataset, make_item, require_dir
-from datamodules.io import IMAGE_SUFFIXES, DataError, read_depth, read_image
+from datamodules.io import IMAGE_SUFFIXES, DataError, read_depth, read_stack
 from sdgs.optics import Camera, get_camera
 
 __all__ = ["FocalStackFolderDataset", "FocalStackFolderDataModule", "read_stack_json"]
@@ -79,10 +79,7 @@ class FocalStackFolderDataset(StackDataset):
     def load(self, i: int):
         scene = self.scenes[i]
         paths, focus, camera = read_stack_json(scene)
-        images = [read_image(p) for p in paths]
-        sizes = {im.shape for im in images}
-        if len(sizes) != 1:
-            raise DataError(f"{scene}: images of one stack must share a size, got {sorted(sizes)}")
+        stack = read_stack(paths)
         depth = None
         for name in DEPTH_NAMES:
             if (scene / name).is_file():
@@ -90,7 +87,7 @@ class FocalStackFolderDataset(StackDataset):
                 break
         if depth is not None and np.isinf(depth).any():
             depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)  # +inf = no return: invalid
-        return make_item(np.stack(images), focus, depth, camera, i)
+        return make_item(stack, focus, depth, camera, i)
 
 
 class FocalStackFolderDataModule(FocalStackDataModule):

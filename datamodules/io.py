@@ -1,4 +1,4 @@
-"""File formats: 8-bit images (TIF/PNG/JPG), half-float EXR depth, NPY/PNG depth; atomic writes.
+"""File formats: 8/16-bit images (TIF/PNG/JPG), half-float EXR depth, NPY/PNG depth; atomic writes.
 
 Every reader raises :class:`DataError` naming the file and what to do, never a bare library error.
 EXR goes through the ``OpenEXR`` package: OpenCV 5 cannot read EXR and OpenCV 4 silently reads a
@@ -7,6 +7,7 @@ EXR goes through the ``OpenEXR`` package: OpenCV 5 cannot read EXR and OpenCV 4 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from sdgs.io import atomic_path  # re-exported: the project's one atomic writer
 __all__ = [
     "DataError",
     "read_image",
+    "read_stack",
     "write_image",
     "read_exr_depth",
     "write_exr_depth",
@@ -38,28 +40,80 @@ def _require(path: Path, what: str) -> None:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """8-bit RGB image as ``(H, W, 3)`` float32 in [0, 1]; grey is expanded, alpha dropped."""
+    """RGB image as ``(H, W, 3)`` float32 in [0, 1] from an 8- or 16-bit TIF/PNG/JPG.
+
+    Integer samples are divided by their type's maximum (255 or 65535), so 16-bit files keep their
+    brightness; grey (and grey + alpha) is expanded to RGB, alpha dropped, palettes looked up. Floating-point
+    TIFFs must already lie in [0, 1]. Pillow decodes 16-bit *RGB* PNGs to 8 bits (16-bit grey PNGs and
+    16-bit TIFFs keep full precision).
+    """
     path = Path(path)
     _require(path, "image")
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            arr = tifffile.imread(path)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB"))
+        arr = _read_tiff(path) if path.suffix.lower() in (".tif", ".tiff") else _read_pillow(path)
+    except DataError:
+        raise
     except Exception as err:  # corrupt/truncated files raise many different library errors
         raise DataError(f"cannot read image {path}: {err} (file corrupt or truncated? re-copy it)") from err
     if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, -1)
-    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 2, 3, 4):
         raise DataError(f"cannot read image {path}: decoded shape {arr.shape}, expected (H, W, 3) RGB (corrupt file?)")
-    arr = arr[..., :3]
-    scale = 65535.0 if arr.dtype == np.uint16 else 255.0
-    return arr.astype(np.float32) / scale if arr.dtype != np.float32 else arr
+    arr = arr[..., :3] if arr.shape[-1] >= 3 else np.repeat(arr[..., :1], 3, -1)  # grey (+ alpha) -> RGB
+    if arr.dtype in (np.uint8, np.uint16):
+        return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    if arr.dtype.kind == "f":
+        arr = arr.astype(np.float32)
+        if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+            raise DataError(f"{path}: floating-point image with values outside [0, 1]; save it as 8- or 16-bit")
+        return arr
+    raise DataError(f"{path}: {arr.dtype} samples are not supported; save the image as 8- or 16-bit")
+
+
+def read_stack(paths: Sequence[str | Path]) -> np.ndarray:
+    """The images of one focal stack as ``(S, H, W, 3)`` float32 in [0, 1]; all must share one size."""
+    images = [read_image(p) for p in paths]
+    for path, image in zip(paths, images):
+        if image.shape != images[0].shape:
+            raise DataError(
+                f"{path}: image is {image.shape[1]}x{image.shape[0]} px but {Path(paths[0]).name} is "
+                f"{images[0].shape[1]}x{images[0].shape[0]} px; all images of a stack must share one size"
+            )
+    return np.stack(images)
+
+
+def _read_pillow(path: Path) -> np.ndarray:
+    """PNG/JPG samples, keeping 16-bit grey (Pillow's ``convert("RGB")`` would clip it to 255)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode.startswith("I;16"):
+            return np.asarray(im).astype(np.uint16)  # also byte-swaps big-endian I;16B
+        if im.mode == "I":  # 32-bit container of a 16-bit grey PNG (older Pillow)
+            arr = np.asarray(im)
+            if arr.min() < 0 or arr.max() > 65535:
+                raise DataError(f"{path}: 32-bit integer image; save it as 8- or 16-bit")
+            return arr.astype(np.uint16)
+        if im.mode == "F":
+            return np.asarray(im, dtype=np.float32)
+        return np.asarray(im.convert("RGB"))  # 8-bit: L, LA, P, PA, 1, RGBA, CMYK, YCbCr
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """TIFF samples via tifffile (Pillow cannot read 16-bit RGB), with palette and min-is-white applied."""
+    import tifffile
+    from tifffile import PHOTOMETRIC
+
+    with tifffile.TiffFile(path) as tif:
+        arr = tif.asarray()
+        page = tif.pages[0]
+        if tif.series[0].axes.startswith("S"):  # planar (channel-first) storage
+            arr = np.moveaxis(arr, 0, -1)
+        if page.photometric == PHOTOMETRIC.PALETTE:  # samples are indices into a 16-bit colour map
+            return np.moveaxis(page.colormap[:, arr], 0, -1).astype(np.uint16)
+        if page.photometric == PHOTOMETRIC.MINISWHITE and arr.dtype in (np.uint8, np.uint16):
+            return np.iinfo(arr.dtype).max - arr
+    return arr
 
 
 def write_image(path: str | Path, rgb: np.ndarray) -> None:

@@ -14,7 +14,7 @@ Everything is deterministic from ``(seed, index)``.
 from __future__ import annotations
 
 import math
-import shutil
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +30,12 @@ __all__ = ["make_scene", "render_scene", "ProceduralDataset", "SyntheticDataModu
 
 #: seed offsets of the three splits, so held-out scenes never repeat training ones
 SPLIT_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_003}
+#: the settings of a written set (seed, size, camera), beside its FoD500 files
+MANIFEST = "procedural.json"
+#: files a written set consists of: FoD500 images/depth, atomic-write leftovers of them, the manifest
+_DATASET_FILE = re.compile(
+    r"^(\d{6}(_\d{2}All\.tif|Dpt\.exr)|\.\d{6}(_\d{2}All|Dpt)\.\w+\.(tif|exr)|" + re.escape(MANIFEST) + ")$"
+)
 
 
 def _pink_noise(h: int, w: int, alpha: float, g: torch.Generator) -> Tensor:
@@ -216,23 +222,36 @@ def write_procedural_dataset(
 ) -> Path:
     """Write ``scenes`` procedural scenes to ``out`` in FoD500 format (resumable: finished scenes are kept).
 
-    Refuses a non-empty folder that is not a procedural set of the same settings unless ``force``.
+    Refuses a non-empty folder that is not a procedural set of the same settings unless ``force``; with
+    ``force`` it deletes only the dataset's own files (FoD500 images and depth, leftover temporary copies
+    of them, the ``procedural.json`` manifest) and refuses, listing them, if anything else is there.
     """
     from tqdm.auto import tqdm
 
     from datamodules.fod500 import depth_path, fod500_indices, write_fod500_sample
 
     out = Path(out)
-    marker = out / "procedural.json"
+    marker = out / MANIFEST
     settings = {"seed": seed, "size": size, "camera": camera.name}
     import json
 
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} is a file: --out must be a folder")
     if out.exists() and any(out.iterdir()):
         same = marker.is_file() and json.loads(marker.read_text()) == settings
         if not same and not force:
             raise DataError(f"{out} is not empty: choose another --out or pass --force to overwrite it")
         if not same:
-            shutil.rmtree(out)
+            entries = sorted(out.iterdir())
+            foreign = [p.name + "/" * p.is_dir() for p in entries if not (p.is_file() and _DATASET_FILE.match(p.name))]
+            if foreign:
+                listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+                raise DataError(
+                    f"{out} holds files that are not part of a dataset ({listed}); --force deletes only dataset "
+                    "files: move those away or choose another --out"
+                )
+            for path in entries:
+                path.unlink()
     out.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(settings))
     done = set(fod500_indices(out))

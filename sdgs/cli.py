@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from jsonargparse import ArgumentParser
+from jsonargparse import ActionYesNo, ArgumentParser
 
 __all__ = ["main", "synth_main"]
 
@@ -29,7 +29,8 @@ def synth_main(argv: Sequence[str]) -> int:
     parser.add_argument("--size", type=int, default=128, help="image size in px (a centre crop of the sensor)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed; scene i uses seed + i")
     parser.add_argument("--camera", default="fod500", help="optics preset (fod500, nyuv2, d3net) or camera .json")
-    parser.add_argument("--force", type=bool, default=False, help="overwrite a non-empty --out")
+    parser.add_argument("--force", action=ActionYesNo, nargs="?", default=False,
+                        help="replace the dataset in a non-empty --out (deletes only dataset files)")  # fmt: skip
     args = parser.parse_args(list(argv))
     if args.scenes < 1 or args.size < 8:
         parser.error("--scenes must be >= 1 and --size >= 8")

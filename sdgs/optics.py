@@ -34,6 +34,7 @@ __all__ = [
     "D3NET",
     "PRESETS",
     "get_camera",
+    "check_focus",
     "signed_coc_px",
     "signed_coc_from_inverse_depth",
     "coc_px",
@@ -296,7 +297,8 @@ def _check_positive(name: str, value: Scalar) -> None:
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
 
 
-def _check_focus(focus_distance_m: Scalar, camera: Camera) -> None:
+def check_focus(focus_distance_m: Scalar, camera: Camera) -> None:
+    """Raise ValueError unless every focus distance (m) is finite and beyond the focal length."""
     _check_positive("focus distance (m)", focus_distance_m)
     gap = focus_distance_m - camera.focal_length_m
     if (gap <= 0).any() if isinstance(gap, Tensor) else gap <= 0:
@@ -307,7 +309,7 @@ def _check_focus(focus_distance_m: Scalar, camera: Camera) -> None:
 
 def _lens_gain(focus_distance_m: Scalar, camera: Camera) -> Scalar:
     """A f / ((d - f) p): signed CoC in px per unit of (1 - d/z)."""
-    _check_focus(focus_distance_m, camera)
+    check_focus(focus_distance_m, camera)
     f = camera.focal_length_m
     return camera.aperture_m * f / ((focus_distance_m - f) * camera.pixel_size_m)
 

@@ -7,14 +7,16 @@ Depth from single defocused photos. For each JPG/PNG/TIF it writes ``<name>_dept
 Image size: the camera's pixel pitch refers to its own ``width_px``; a photo of another size is resized
 (aspect kept) so its width matches the camera's, predicted, and the depth is resized back to the photo.
 Focus distance: ``--focus-distance`` or, when absent, the photo's EXIF SubjectDistance.
-Bad files are reported and skipped, with a summary at the end; an image's outputs are written to
-temporary names and renamed only when all four succeeded, so nothing partial is left behind.
+Bad files are reported and skipped, with a summary at the end (exit code 1 if any was skipped); an
+image's outputs are written to temporary names and renamed only when all four succeeded, so nothing
+partial is left behind. Inputs sharing a base name (``x.jpg``, ``x.png``) get ``x_jpg_*``, ``x_png_*``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["predict_main", "exif_focus_distance"]
+__all__ = ["predict_main", "exif_focus_distance", "unique_stems", "summarize"]
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -75,13 +77,45 @@ def _save_vis(path: Path, rgb: np.ndarray, depth_m: np.ndarray, preview: Path) -
     plt.close(fig)
 
 
+def unique_stems(paths: Sequence[Path]) -> list[str]:
+    """One output base name per input, never two alike (compared case-insensitively, as macOS/Windows do).
+
+    A name shared by several inputs gets its suffix appended (``x.jpg``, ``x.png`` -> ``x_jpg``, ``x_png``);
+    a lone ``x.jpg`` stays ``x``; any remaining clash gets a counter (``x_jpg_2``).
+    """
+    shared = Counter(p.stem.casefold() for p in paths)
+    taken: set[str] = set()
+    stems = []
+    for path in paths:
+        base = path.stem if shared[path.stem.casefold()] == 1 else f"{path.stem}_{path.suffix.lstrip('.')}"
+        stem, n = base, 2
+        while stem.casefold() in taken:
+            stem, n = f"{base}_{n}", n + 1
+        taken.add(stem.casefold())
+        stems.append(stem)
+    return stems
+
+
+def summarize(out: Path, written: Sequence[Sequence[Path]], skipped: Sequence[str], total: int, what: str) -> int:
+    """Print the run summary and return the exit code (0 only if all ``total`` inputs have their outputs).
+
+    ``written`` holds each finished input's output files; the count is of distinct complete sets found on
+    disk, so outputs that overwrote each other or vanished are not reported as done.
+    """
+    done = len({tuple(files) for files in written if all(f.is_file() for f in files)})
+    print(f"predicted {done} of {total} {what} into {out}")
+    for line in skipped:
+        print(f"  skipped {line}", file=sys.stderr)
+    return 0 if done == total else 1
+
+
 def predict_main(argv: Sequence[str]) -> int:
     from jsonargparse import ArgumentParser
     from tqdm.auto import tqdm
 
     from datamodules.io import DataError, read_image
-    from sdgs.lit.module import SDGSModule
-    from sdgs.optics import get_camera
+    from sdgs.lit.module import SDGSModule, read_checkpoint
+    from sdgs.optics import check_focus, get_camera
 
     parser = ArgumentParser(prog="sdgs predict", description=__doc__)
     parser.add_argument("--ckpt_path", required=True, help="trained sdgs checkpoint (e.g. from make quickstart-ckpt)")
@@ -93,36 +127,43 @@ def predict_main(argv: Sequence[str]) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(list(argv))
 
-    ckpt = Path(args.ckpt_path)
-    if not ckpt.is_file():
-        print(
-            f"sdgs predict: error: checkpoint not found: {ckpt} (train one with `make quickstart-ckpt`)",
-            file=sys.stderr,
-        )
+    def fail(message: str) -> int:
+        print(f"sdgs predict: error: {message}", file=sys.stderr)
         return 2
+
+    # every argument is checked before the (slow) model load, and nothing is created on disk until then
     try:
-        model = SDGSModule.load_from_checkpoint(ckpt, map_location=args.device).eval()
         camera = get_camera(args.camera)
-    except Exception as err:
-        print(f"sdgs predict: error: {err}", file=sys.stderr)
-        return 2
+        if args.focus is not None:
+            check_focus(args.focus, camera)
+    except (TypeError, ValueError) as err:
+        return fail(f"{err}")
     src = Path(args.input)
     files = sorted(p for p in src.iterdir() if p.suffix.lower() in SUFFIXES) if src.is_dir() else [src]
     if not files or not files[0].exists():
-        print(f"sdgs predict: error: no JPG/PNG/TIF images at {src}", file=sys.stderr)
-        return 2
+        return fail(f"no JPG/PNG/TIF images at {src}")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return fail(f"--out {out} is a file: it must be a folder (new or existing)")
+    try:
+        read_checkpoint(args.ckpt_path)
+        model = SDGSModule.load_from_checkpoint(args.ckpt_path, map_location=args.device).eval()
+    except DataError as err:
+        return fail(f"{err}")
+    except Exception as err:  # an sdgs checkpoint this version cannot build, a missing device, ...
+        return fail(f"cannot load the model from {args.ckpt_path}: {str(err).splitlines()[0]}")
+    made_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    written: list[list[Path]] = []
     failed: list[str] = []
-    for path in tqdm(files, desc="predict", unit="image"):
-        targets = [
-            out / f"{path.stem}{suffix}" for suffix in ("_depth.npy", "_depth.png", "_depth_vis.png", "_preview.png")
-        ]
+    for path, stem in zip(tqdm(files, desc="predict", unit="image"), unique_stems(files)):
+        targets = [out / f"{stem}{suffix}" for suffix in ("_depth.npy", "_depth.png", "_depth_vis.png", "_preview.png")]
         temps = [t.with_name(f".{t.name}.tmp{os.getpid()}") for t in targets]
         try:
             focus = args.focus if args.focus is not None else exif_focus_distance(path)
             if focus is None:
                 raise DataError(f"{path}: no --focus-distance given and no EXIF SubjectDistance in the file")
+            check_focus(focus, camera)
             rgb = read_image(path)
             h, w = rgb.shape[:2]
             img = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(args.device)
@@ -140,13 +181,12 @@ def predict_main(argv: Sequence[str]) -> int:
             _save_vis(temps[2], rgb, depth, temps[3])
             for tmp, final in zip(temps, targets):
                 os.replace(tmp, final)
+            written.append(targets)
         except Exception as err:  # report, skip, and leave nothing partial
             failed.append(f"{path.name}: {err}")
             for tmp in temps:
                 if tmp.exists():
                     tmp.unlink()
-    done = len(files) - len(failed)
-    print(f"predicted {done} of {len(files)} images into {out}")
-    for line in failed:
-        print(f"  skipped {line}", file=sys.stderr)
-    return 0 if done else 1
+    if made_out and not any(out.iterdir()):
+        out.rmdir()  # every image failed: leave no empty folder behind
+    return summarize(out, written, failed, len(files), "images")

@@ -97,7 +97,7 @@ def test_exr_half_float_round_trip(tmp_path: Path) -> None:
         (lambda root: write_exr_depth(root / "000001Dpt.exr", np.ones((5, 5))), "depth is"),
         (lambda root: write_exr_depth(root / "000001Dpt.exr", np.full((12, 16), np.nan)), "NaN"),
         (lambda root: write_exr_depth(root / "000001Dpt.exr", -np.ones((12, 16))), "negative"),
-        (lambda root: write_image(root / "000001_04All.tif", np.zeros((10, 16, 3))), "different sizes"),
+        (lambda root: write_image(root / "000001_04All.tif", np.zeros((10, 16, 3))), "04All.tif: image is 16x10 px"),
     ],
 )
 def test_fod500_bad_files_name_the_file(tmp_path: Path, damage, match: str) -> None:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,13 +18,14 @@ from datamodules.base import FocalStackDataModule
 from datamodules.io import DataError
 from sdgs.io import atomic_path
 from sdgs.lit.callbacks import RunDirSaveConfig, run_dir
-from sdgs.lit.module import SDGSModule
+from sdgs.lit.module import SDGSModule, read_checkpoint
 from sdgs.lit.splat_stage import GaussianSplattingStage
 
 __all__ = [
     "BASE_CONFIG",
     "SDGSCLI",
     "RunFolderError",
+    "check_config_files",
     "format_metrics",
     "resolve_run_folder",
     "run_lightning_cli",
@@ -114,6 +116,21 @@ class SDGSCLI(LightningCLI):
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         resolve_run_folder(cfg, self.subcommand, rank_zero=int(os.environ.get("LOCAL_RANK", 0)) == 0)
 
+    def parse_arguments(self, parser, args) -> None:
+        """Parse, then check an explicit ``ckpt_path`` before Lightning reads it or any run folder exists."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt and ckpt not in ("best", "last", "hpc") and not str(ckpt).startswith("registry"):
+            read_checkpoint(ckpt)
+
+    def _build_data(self) -> None:
+        """Build the datasets now, so bad data fails before the loggers create a run folder and a W&B run."""
+        if self.datamodule is not None:
+            self.datamodule.setup()
+
+    before_fit = before_validate = before_test = before_predict = _build_data
+
     def _report(self, prefix: str) -> None:
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith(prefix)}
         if not self.trainer.is_global_zero:
@@ -145,18 +162,52 @@ def _parser_kwargs(run: bool) -> dict:
     return {name: defaults for name in SUBCOMMANDS} if run else defaults
 
 
+def check_config_files(argv: Sequence[str]) -> None:
+    """Raise :class:`DataError` naming the file and line of a YAML syntax error in any ``--config`` file.
+
+    jsonargparse reports such errors against ``<unicode string>``, which does not say which of several
+    ``--config`` files is broken.
+    """
+    import yaml
+
+    for i, arg in enumerate(argv):
+        if arg in ("-c", "--config") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--config="):
+            value = arg.partition("=")[2]
+        else:
+            continue
+        if not os.path.isfile(value):  # inline YAML or a missing file: jsonargparse reports those
+            continue
+        try:
+            yaml.safe_load(Path(value).read_text())
+        except (yaml.scanner.ScannerError, yaml.parser.ParserError, yaml.composer.ComposerError) as err:
+            mark, ctx = err.problem_mark, err.context_mark
+            context = f" ({err.context} at line {ctx.line + 1})" if err.context and ctx else ""
+            raise DataError(
+                f"{value}: YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {err.problem}{context}"
+            ) from err
+        except (yaml.YAMLError, UnicodeDecodeError):
+            continue  # not a syntax error (e.g. a tag, binary bytes): jsonargparse reports those
+
+
 def _make_cli(argv: Sequence[str], run: bool = True) -> SDGSCLI:
-    return SDGSCLI(
-        SDGSModule,
-        FocalStackDataModule,
-        subclass_mode_data=True,
-        save_config_callback=RunDirSaveConfig if run else None,
-        seed_everything_default=0,
-        parser_kwargs=_parser_kwargs(run),
-        args=list(argv),
-        run=run,
-        auto_configure_optimizers=False,
-    )
+    check_config_files(argv)
+    with warnings.catch_warnings():
+        # sdgs routes its subcommands itself and passes the command line as `args`; Lightning warns about
+        # that whenever sys.argv also holds arguments, i.e. on every `sdgs` run
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        return SDGSCLI(
+            SDGSModule,
+            FocalStackDataModule,
+            subclass_mode_data=True,
+            save_config_callback=RunDirSaveConfig if run else None,
+            seed_everything_default=0,
+            parser_kwargs=_parser_kwargs(run),
+            args=list(argv),
+            run=run,
+            auto_configure_optimizers=False,
+        )
 
 
 def run_lightning_cli(argv: Sequence[str]) -> None:

@@ -50,10 +50,15 @@ class SDGSWandbLogger(WandbLogger):
         self, offline: bool | None = None, project: str = "sdgs", save_dir: str | None = None, **kwargs
     ) -> None:
         save_dir = _run_folder(save_dir)
-        os.makedirs(save_dir, exist_ok=True)
         super().__init__(
             offline=wandb_offline_default() if offline is None else offline,
             project=project,
             save_dir=save_dir,
             **kwargs,
         )
+
+    @property
+    def experiment(self):  # noqa: ANN201 - wandb's Run
+        """The W&B run; ``save_dir`` is created here, on first use, so a run that fails earlier leaves no folder."""
+        os.makedirs(self.save_dir, exist_ok=True)  # wandb.init needs it to exist
+        return super().experiment

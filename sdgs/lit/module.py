@@ -13,21 +13,46 @@ for ground truth (the upper-bound row only). Evaluation always sees ONE defocuse
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import torch
 from torch import Tensor
 
+from datamodules.io import DataError
 from sdgs import losses
 from sdgs.metrics import DepthMetrics, per_image_depth_errors
 from sdgs.models import DepthNet, SDNet
 from sdgs.optics import Camera, signed_coc_px
 from sdgs.render import DefocusRenderer
 
-__all__ = ["SDGSModule"]
+__all__ = ["SDGSModule", "read_checkpoint"]
 
 Stage = Literal["joint", "sdnet", "depthnet"]
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The contents of an sdgs checkpoint (tensors memory-mapped, on the CPU), or a one-line :class:`DataError`.
+
+    Loads with ``weights_only=True`` as LightningCLI does, and requires SDNet weights (``sdnet.*`` keys), so a
+    truncated file, random bytes or another project's checkpoint fails here with a message naming the file
+    instead of deep inside torch (whose unpickling errors suggest ``weights_only=False``: wrong advice here).
+    """
+    path = Path(path)
+    fix = "use a .ckpt that `sdgs fit` wrote (runs/<experiment>/checkpoints/)"
+    if not path.is_file():
+        raise DataError(f"checkpoint not found: {path}; {fix}, e.g. after `make quickstart-ckpt`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except OSError as err:
+        raise DataError(f"cannot read checkpoint {path}: {err.strerror or err}") from err
+    except Exception as err:  # truncated zip, random bytes, pickles of other objects: many error types
+        raise DataError(f"{path} is not an sdgs checkpoint (corrupt or another file); {fix}") from err
+    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not any(str(k).startswith("sdnet.") for k in state):
+        raise DataError(f"{path} is not an sdgs checkpoint (corrupt or another file): no SDNet weights; {fix}")
+    return ckpt
 
 
 class SDGSModule(L.LightningModule):
@@ -112,10 +137,8 @@ class SDGSModule(L.LightningModule):
         self.renderer = renderer
 
     def load_sdnet(self, path: str) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        weights = {k[len("sdnet.") :]: v for k, v in state.get("state_dict", {}).items() if k.startswith("sdnet.")}
-        if not weights:
-            raise ValueError(f"{path} holds no SDNet weights (keys 'sdnet.*'): is it an sdgs checkpoint?")
+        state = read_checkpoint(path)
+        weights = {k[len("sdnet.") :]: v for k, v in state["state_dict"].items() if k.startswith("sdnet.")}
         try:
             self.sdnet.load_state_dict(weights)
         except RuntimeError as err:
