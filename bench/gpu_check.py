@@ -39,7 +39,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import yaml
 
 from bench.common import write_json
 
@@ -134,19 +133,17 @@ def render_speed(device: str, batch: int, size: int) -> dict:
 
 
 def stage_settings() -> dict:
-    """The ``GaussianSplattingStage`` init args of ``fod500.yaml`` (fit settings of the training run)."""
-    config = yaml.safe_load(FOD500_YAML.read_text())
-    for cb in config["trainer"]["callbacks"]:
-        if cb["class_path"].endswith("GaussianSplattingStage"):
-            return cb.get("init_args", {})
-    raise ValueError(f"{FOD500_YAML} has no GaussianSplattingStage callback; the fit section needs its settings")
+    """The splatting-stage settings of ``fod500.yaml`` (base.yaml's ``splat`` updated by the experiment's)."""
+    from sdgs.lit.cli import splat_settings
+
+    return splat_settings(FOD500_YAML)
 
 
 def fit_speed(device: str, scenes_n: int, size: int) -> dict:
     """``fit_gaussians`` seconds per scene (batch 8) after one warm-up batch."""
     from bench.splat import fit_all, scenes
     from sdgs.render import resolve_backend
-    from sdgs.render.fit import SplatFitConfig
+    from sdgs.splatting import SplatFitConfig
 
     known = {f.name for f in fields(SplatFitConfig)}
     cfg = SplatFitConfig(**{k: v for k, v in stage_settings().items() if k in known})

@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.io import DataError
+from sdgs.batch import apply_crop  # re-exported: the batch contract
 from sdgs.optics import Camera
 
 __all__ = ["StackDataset", "FocalStackDataModule", "make_item", "check_item", "random_crop_flip", "apply_crop"]
@@ -121,17 +122,6 @@ def _crop(item: dict[str, Tensor], top: int, left: int, height: int, width: int)
         "depth": item["depth"][window].contiguous(),
         "camera": cam,
     }
-
-
-def apply_crop(full: Tensor, crop: Tensor) -> Tensor:
-    """Cut a per-sample full-image tensor ``(..., H, W)`` to the view described by ``crop`` (6,)."""
-    top, left, h, w, flip_x, flip_y = (int(v) for v in crop)
-    out = full[..., top : top + h, left : left + w]
-    if flip_x:
-        out = out.flip(-1)
-    if flip_y:
-        out = out.flip(-2)
-    return out
 
 
 class StackDataset(Dataset):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sdgs.batch import DataError  # re-exported: the batch contract's error
 from sdgs.io import atomic_path  # re-exported: the project's one atomic writer
 
 __all__ = [
@@ -28,10 +29,6 @@ __all__ = [
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 #: Channel names tried in order when reading depth from an EXR (FoD500 stores it in R, half float).
 EXR_DEPTH_CHANNELS = ("R", "Z", "depth.Z", "Y")
-
-
-class DataError(ValueError):
-    """A dataset file is missing, unreadable or inconsistent. The message names the file and the fix."""
 
 
 def _require(path: Path, what: str) -> None:

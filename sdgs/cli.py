@@ -19,8 +19,8 @@ __all__ = ["main", "synth_main"]
 
 def synth_main(argv: Sequence[str]) -> int:
     """``sdgs synth --out DIR --scenes N --size H``: procedural focal stacks in FoD500 format."""
-    from datamodules.io import DataError
     from datamodules.procedural import write_procedural_dataset
+    from sdgs.batch import DataError
     from sdgs.optics import get_camera
 
     parser = ArgumentParser(prog="sdgs synth", description=synth_main.__doc__)
@@ -46,7 +46,7 @@ def synth_main(argv: Sequence[str]) -> int:
 
 
 def _splat(argv: Sequence[str]) -> int:
-    from sdgs.lit.cli import splat_main
+    from sdgs.splatting.precompute import splat_main
 
     return splat_main(argv)
 

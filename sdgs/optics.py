@@ -12,7 +12,8 @@ positive behind the focus plane. Its inverse is affine in inverse depth::
     1/z = (1 - s p (d - f) / (A f)) / d
 
 A :class:`Camera` holds scalar floats (presets, user cameras) or tensors of shape ``(B, 1, ..., 1)``
-(built from a batch by :meth:`Camera.from_batch`) so the same functions serve a whole batch.
+so the same functions serve a whole batch. :func:`batched_camera` is the one way to get a camera shaped for
+the tensors it meets: from a batch's ``camera`` dict, a preset name, or a camera of another rank.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import Tensor
 
 __all__ = [
     "SIGMA_PER_COC",
+    "batched_camera",
     "Camera",
     "FOD500",
     "NYUV2",
@@ -288,6 +290,38 @@ def get_camera(spec: str | Path | Camera) -> Camera:
 # ---------------------------------------------------------------------------------------------------
 # Thin-lens functions
 # ---------------------------------------------------------------------------------------------------
+_BATCHED_FIELDS = ("focal_length_m", "f_number", "pixel_size_m", "fx_px", "fy_px", "cx_px", "cy_px")
+
+
+def batched_camera(
+    camera: Camera | dict[str, Tensor] | str, ndim: int, batch: int | None = None, size: tuple[int, int] | None = None
+) -> Camera:
+    """A camera whose tensor fields are shaped ``(B,) + (1,) * (ndim - 1)``, to broadcast against rank-``ndim``
+    tensors (4 for ``(B, 1, H, W)`` depth, 5 for ``(B, S, 1, H, W)`` stacks).
+
+    Args:
+        camera: a batch's ``camera`` dict (:meth:`Camera.to_tensors` values stacked to ``(B,)``), a
+            :class:`Camera` (scalar, or batched at any rank), or a preset name / JSON path.
+        ndim: rank of the tensors the camera meets.
+        batch: B for a camera with per-sample fields given as one value each (expanded); default: inferred.
+        size: ``(H, W)`` of the images. A scalar camera without an explicit principal point is then
+            centred on them (a centre crop of its sensor at the same pixel pitch).
+    """
+    if isinstance(camera, dict):
+        return Camera.from_batch(camera, ndim)
+    camera = get_camera(camera)
+    if size is not None and camera.cx_px is None and camera.cy_px is None:
+        h, w = size
+        if (camera.height_px, camera.width_px) != (h, w):
+            camera = replace(camera, width_px=w, height_px=h)
+    tensors = {k: v for k in _BATCHED_FIELDS if isinstance(v := getattr(camera, k), Tensor)}
+    if not tensors:
+        return camera
+    b = batch if batch is not None else max(v.numel() for v in tensors.values())
+    view = (b,) + (1,) * (ndim - 1)
+    return replace(camera, **{k: v.reshape(-1).expand(b).reshape(view) for k, v in tensors.items()})
+
+
 def _check_positive(name: str, value: Scalar) -> None:
     if isinstance(value, Tensor):
         if not torch.isfinite(value).all() or (value <= 0).any():

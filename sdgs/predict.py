@@ -113,7 +113,8 @@ def predict_main(argv: Sequence[str]) -> int:
     from jsonargparse import ArgumentParser
     from tqdm.auto import tqdm
 
-    from datamodules.io import DataError, read_image
+    from datamodules.io import read_image
+    from sdgs.batch import DataError
     from sdgs.lit.module import SDGSModule, read_checkpoint
     from sdgs.optics import check_focus, get_camera
 

@@ -32,59 +32,12 @@ from typing import Any
 import torch
 import yaml
 
-from sdgs.lit.cli import BASE_CONFIG
+from sdgs.baselines import constant_depth, depth_from_focus
+from sdgs.lit.cli import splat_settings
 
-__all__ = ["Experiment", "load_experiments", "run_table", "write_table", "PEERS"]
+__all__ = ["Experiment", "load_experiments", "run_table", "write_table"]
 
 ROWS = ("self-supervised", "supervised", "splatting stage", "depth from focus", "constant")
-
-#: Published numbers (anchors.md section 5), with the protocol each was measured under.
-PEERS: dict[str, list[dict[str, Any]]] = {
-    "fod500": [
-        {
-            "method": "AiFDepthNet (sup., focal stack)",
-            "rmse": 0.1043,
-            "abs_rel": 0.1115,
-            "protocol": "AiFDepthNet Table 5; AbsRel = reported sum / 100 images (their script does not average)",
-        },
-        {
-            "method": "DefocusNet (sup., focal stack)",
-            "rmse": 0.1207,
-            "abs_rel": 0.1386,
-            "protocol": "AiFDepthNet Table 5; AbsRel = reported sum / 100 images",
-        },
-    ],
-    "nyuv2": [
-        {
-            "method": "Gur & Wolf (self-sup. w/ AIF, in-focus input)",
-            "delta1": 0.720,
-            "rmse": 0.649,
-            "abs_rel": 0.184,
-            "protocol": "DEReD Table 2 (NYUv2, synthetic defocus)",
-        },
-        {
-            "method": "DefocusNet (self-sup. w/ AIF, defocus input)",
-            "delta1": 0.732,
-            "rmse": 0.623,
-            "abs_rel": 0.176,
-            "protocol": "DEReD Table 2",
-        },
-        {
-            "method": "DEReD (self-sup., focal stack)",
-            "delta1": 0.950,
-            "rmse": 0.325,
-            "abs_rel": 0.170,
-            "protocol": "DEReD Table 2",
-        },
-        {
-            "method": "DFV (sup., focal stack)",
-            "delta1": 0.967,
-            "rmse": 0.232,
-            "abs_rel": 0.445,
-            "protocol": "DEReD Table 2 (AbsRel inconsistent with delta1 there)",
-        },
-    ],
-}
 
 
 @dataclass
@@ -97,14 +50,15 @@ class Experiment:
         needs: ``{option: dotted config key, env: variable}``; the experiment runs only if the variable
             points at existing data (its value is set as that option).
         overrides: dotted-key overrides applied to the config (e.g. smaller data for tests).
-        peers: key into :data:`PEERS`.
+        peers: published numbers of other methods on this data, each ``{method, abs_rel, rmse, delta1,
+            protocol}`` (the protocol says how it was measured; shown beside ours, never re-run).
     """
 
     name: str
     config: str
     needs: list[dict[str, str]] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)
-    peers: str | None = None
+    peers: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_experiments(path: str | Path) -> list[Experiment]:
@@ -174,11 +128,10 @@ def _network_row(exp: Experiment, options: list[str], row: str, out: Path, cache
 
 def _instantiate_data(base: dict):
     from jsonargparse import ArgumentParser
-
-    from datamodules.base import FocalStackDataModule
+    from lightning import LightningDataModule
 
     parser = ArgumentParser()
-    parser.add_argument("--data", type=FocalStackDataModule)
+    parser.add_argument("--data", type=LightningDataModule)
     cfg = parser.parse_object({"data": base["data"]})
     return parser.instantiate_classes(cfg).data
 
@@ -187,8 +140,8 @@ def _stack_rows(exp: Experiment, base: dict, cache: Path, say) -> dict[str, dict
     """Rows computed from the full test stacks without networks: splatting stage, depth from focus, constant."""
     from torch.utils.data import default_collate
 
-    from sdgs.lit.splat_stage import GaussianSplattingStage
     from sdgs.metrics import DepthMetrics
+    from sdgs.splatting import GaussianSplattingStage
 
     dm = _instantiate_data(base)
     stage = GaussianSplattingStage(**{**base.get("splat", {}), "cache_dir": str(cache)})
@@ -200,9 +153,7 @@ def _stack_rows(exp: Experiment, base: dict, cache: Path, say) -> dict[str, dict
         row: (DepthMetrics(protocol), DepthMetrics(protocol, near_max=near) if protocol == "dfv" else None)
         for row in ("splatting stage", "depth from focus", "constant")
     }
-    train = dm.dataset("train")
-    gts = torch.cat([train.load(i)["depth"].flatten() for i in range(min(len(train), 64))])
-    const = float(gts[gts > 0].median())
+    const = constant_depth(dm.dataset("train"))
     say(f"[{exp.name}] splatting stage / depth from focus / constant on {len(test)} test stacks")
     for start in range(0, len(test), 8):
         idx = list(range(start, min(len(test), start + 8)))
@@ -227,18 +178,6 @@ def _stack_rows(exp: Experiment, base: dict, cache: Path, say) -> dict[str, dict
     return out
 
 
-def depth_from_focus(stack: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
-    """Classic depth from focus: per pixel the focus distance of the sharpest slice ``(B, 1, H, W)``.
-
-    Focus measure: :func:`sdgs.render.fit.focus_measure` over 9x9 (Nayar & Nakagawa style).
-    """
-    from sdgs.render.fit import focus_measure
-
-    b, s, _, h, w = stack.shape
-    best = focus_measure(stack, window=9, border_type="reflect").squeeze(2).argmax(1, keepdim=True)  # (B,1,H,W)
-    return torch.gather(focus.view(b, s, 1, 1).expand(b, s, h, w), 1, best)
-
-
 def run_table(
     experiments: list[Experiment], out: str | Path = "results", force: bool = False, rows=ROWS, say=print
 ) -> dict[str, Any]:
@@ -249,7 +188,7 @@ def run_table(
         # the experiment as the CLI sees it, for the rows computed here (data, splatting settings):
         # lightning_configs/base.yaml's `splat` updated by the experiment's
         base = yaml.safe_load(Path(exp.config).read_text())
-        base["splat"] = {**yaml.safe_load(BASE_CONFIG.read_text()).get("splat", {}), **base.get("splat", {})}
+        base["splat"] = splat_settings(exp.config)
         options = []
         for key, value in exp.overrides.items():
             _set(base, key, value)
@@ -264,7 +203,7 @@ def run_table(
                 options.append(f"--{need['option']}={value}")
         if missing:
             say(f"[{exp.name}] skipped: {'; '.join(missing)}")
-            table[exp.name] = {"needs": missing}
+            table[exp.name] = {"needs": missing, "peers": exp.peers}
             continue
         cache = (out / exp.name / "splat_cache").resolve()
         results: dict[str, Any] = {}
@@ -275,6 +214,7 @@ def run_table(
         if any(r in rows for r in ("splatting stage", "depth from focus", "constant")):
             results.update({k: v for k, v in _stack_rows(exp, base, cache, say).items() if k in rows})
         results["_seconds"] = round(time.perf_counter() - t0, 1)
+        results["peers"] = exp.peers
         table[exp.name] = results
     return table
 
@@ -338,7 +278,7 @@ def write_table(table: dict[str, Any], out: str | Path = "results") -> Path:
             timing = ", ".join(f"{r} {t:.0f} s" for r, t in fits.items() if t is not None)
             lines.append(f"Training wall time (splatting fits included): {timing or 'n/a'}.")
             lines.append("")
-        peers = PEERS.get(exp, [])
+        peers = rows.get("peers", [])
         if peers:
             lines.append(f"Published ({exp}, not re-run; protocol per row):")
             lines.append("")

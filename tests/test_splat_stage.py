@@ -12,11 +12,8 @@ import torch
 from datamodules import SyntheticDataModule
 from datamodules.defocus import synthesize_focal_stack
 from datamodules.procedural import _texture, scene_camera
-from sdgs.lit.splat_stage import GaussianSplattingStage
 from sdgs.optics import FOD500
-from sdgs.render import fit_gaussians
-from sdgs.render.cache import SplatCache
-from sdgs.render.fit import SplatFitConfig
+from sdgs.splatting import GaussianSplattingStage, SplatCache, SplatFitConfig, fit_gaussians
 
 CAM = scene_camera(FOD500, 64)
 FOCUS = torch.tensor(CAM.focus_distances_m)

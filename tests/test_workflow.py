@@ -111,7 +111,10 @@ def test_table_writer_shows_needs_data_and_peers(tmp_path: Path) -> None:
                "test/near/abs_rel": 0.25, "test/near/rmse": 0.2}  # fmt: skip
     table = {
         "procedural": {row: {"metrics": metrics} for row in ("self-supervised", "constant")},
-        "fod500": {"needs": ["needs data: --data.init_args.data_dir (set SDGS_FOD500_DIR)"]},
+        "fod500": {
+            "needs": ["needs data: --data.init_args.data_dir (set SDGS_FOD500_DIR)"],
+            "peers": [{"method": "AiFDepthNet (sup., focal stack)", "abs_rel": 0.1115, "protocol": "Table 5"}],
+        },
     }
     path = write_table(table, tmp_path)
     text = path.read_text()
@@ -123,7 +126,7 @@ def test_table_writer_shows_needs_data_and_peers(tmp_path: Path) -> None:
 def test_depth_from_focus_baseline_picks_sharpest_slice() -> None:
     import torch
 
-    from sdgs.report import depth_from_focus
+    from sdgs.baselines import depth_from_focus
 
     sharp = torch.rand(1, 3, 16, 16)
     blurry = torch.full_like(sharp, 0.5)

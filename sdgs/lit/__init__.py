@@ -3,7 +3,7 @@
 from sdgs.lit.callbacks import RenderPreviewCallback, RunDirSaveConfig
 from sdgs.lit.loggers import RunCSVLogger, SDGSWandbLogger
 from sdgs.lit.module import SDGSModule
-from sdgs.lit.splat_stage import GaussianSplattingStage
+from sdgs.splatting import GaussianSplattingStage  # re-exported: configs name sdgs.lit.GaussianSplattingStage
 
 __all__ = [
     "GaussianSplattingStage",

@@ -1,25 +1,23 @@
-"""LightningCLI subclass behind ``sdgs fit|validate|test|predict`` and the ``sdgs splat`` precompute tool."""
+"""LightningCLI subclass behind ``sdgs fit|validate|test|predict``: run folders, base + delta configs."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
-import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
-from datamodules.base import FocalStackDataModule
-from datamodules.io import DataError
+from sdgs.batch import DataError
 from sdgs.io import atomic_path
 from sdgs.lit.callbacks import RunDirSaveConfig, run_dir
 from sdgs.lit.module import SDGSModule, read_checkpoint
-from sdgs.lit.splat_stage import GaussianSplattingStage
+from sdgs.splatting import GaussianSplattingStage
 
 __all__ = [
     "BASE_CONFIG",
@@ -27,14 +25,24 @@ __all__ = [
     "RunFolderError",
     "check_config_files",
     "format_metrics",
+    "make_cli",
+    "splat_settings",
     "resolve_run_folder",
     "run_lightning_cli",
-    "splat_main",
 ]
 
 #: Loaded before every --config (jsonargparse ``default_config_files``): trainer, loggers, callbacks.
 BASE_CONFIG = Path(__file__).resolve().parents[2] / "lightning_configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def splat_settings(config: str | Path) -> dict:
+    """The splatting-stage settings (``splat`` key) an experiment config runs with: the base's, updated by
+    the experiment's. For tools that read a config without the CLI (the results table, benchmarks)."""
+    import yaml
+
+    base = yaml.safe_load(BASE_CONFIG.read_text()).get("splat", {})
+    return {**base, **(yaml.safe_load(Path(config).read_text()).get("splat") or {})}
 
 
 class RunFolderError(ValueError):
@@ -101,7 +109,8 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 
 class SDGSCLI(LightningCLI):
-    """``sdgs``: model = :class:`SDGSModule`, data = any :class:`~datamodules.base.FocalStackDataModule`.
+    """``sdgs``: model = :class:`SDGSModule`, data = any LightningDataModule that keeps the batch contract
+    (:mod:`sdgs.batch`; the ones in ``datamodules`` do, named by class path, e.g. ``datamodules.FoD500DataModule``).
 
     Every run writes into one folder, ``trainer.default_root_dir`` (:func:`resolve_run_folder`); the
     configs are ``lightning_configs/base.yaml`` plus the experiment's deltas. The splatting stage is a
@@ -191,15 +200,16 @@ def check_config_files(argv: Sequence[str]) -> None:
             continue  # not a syntax error (e.g. a tag, binary bytes): jsonargparse reports those
 
 
-def _make_cli(argv: Sequence[str], run: bool = True) -> SDGSCLI:
+def make_cli(argv: Sequence[str], run: bool = True, cli_class: type[SDGSCLI] | None = None) -> SDGSCLI:
+    """Build :class:`SDGSCLI` (or ``cli_class``) on ``argv`` with the base config and sdgs' checks."""
     check_config_files(argv)
     with warnings.catch_warnings():
         # sdgs routes its subcommands itself and passes the command line as `args`; Lightning warns about
         # that whenever sys.argv also holds arguments, i.e. on every `sdgs` run
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        return SDGSCLI(
+        return (cli_class or SDGSCLI)(
             SDGSModule,
-            FocalStackDataModule,
+            L.LightningDataModule,
             subclass_mode_data=True,
             save_config_callback=RunDirSaveConfig if run else None,
             seed_everything_default=0,
@@ -213,72 +223,7 @@ def _make_cli(argv: Sequence[str], run: bool = True) -> SDGSCLI:
 def run_lightning_cli(argv: Sequence[str]) -> None:
     """Run a LightningCLI subcommand; data errors become one clear line and exit code 2."""
     try:
-        _make_cli(argv)
+        make_cli(argv)
     except (DataError, FileNotFoundError, RunFolderError) as err:
         print(f"sdgs: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
-
-
-def splat_main(argv: Sequence[str]) -> int:
-    """``sdgs splat --config CFG [--data.*] [--splits train,val] [--workers N] [--batch N]``.
-
-    Precomputes the splatting-stage cache of a dataset with the callback settings of the config (its
-    ``GaussianSplattingStage`` in ``trainer.callbacks``). Resumable: finished samples are skipped.
-    Parallel: ``--workers N`` starts N processes; under torchrun (RANK / WORLD_SIZE set) each rank takes
-    its share, on its own GPU when CUDA exists.
-    """
-    from tqdm.auto import tqdm
-
-    from sdgs.lit.splat_stage import fit_and_cache
-
-    argv = list(argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(splat_main.__doc__)
-        return 0
-    opts = {"--splits": "train,val", "--workers": "1", "--batch": "8"}
-    rest = []
-    it = iter(argv)
-    for arg in it:
-        key, _, value = arg.partition("=")
-        if key in opts:
-            opts[key] = value or next(it)
-        else:
-            rest.append(arg)
-    workers = int(opts["--workers"])
-    if workers > 1 and "RANK" not in os.environ:
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "sdgs.cli", "splat", *argv],
-                env={**os.environ, "RANK": str(r), "WORLD_SIZE": str(workers), "OMP_NUM_THREADS": "1"},
-            )
-            for r in range(workers)
-        ]
-        return max(p.wait() for p in procs)
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    import torch
-
-    device = f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu"
-    try:
-        cli = _make_cli(["--trainer.logger=false", *rest] if "fit" not in rest[:1] else rest[1:], run=False)
-    except (DataError, FileNotFoundError) as err:
-        print(f"sdgs splat: error: {err}", file=sys.stderr)
-        return 2
-    stage = next((cb for cb in cli.trainer.callbacks if isinstance(cb, GaussianSplattingStage)), None)
-    if stage is None:
-        print("sdgs splat: error: the config has no GaussianSplattingStage (config key `splat`)", file=sys.stderr)
-        return 2
-    try:
-        stage.bind(cli.datamodule)
-        for split in opts["--splits"].split(","):
-            dataset = cli.datamodule.dataset(split)
-            cache = stage.cache(split)
-            todo = sorted(set(range(len(dataset))) - cache.done(list(range(len(dataset)))))[rank::world]
-            t0 = time.perf_counter()
-            with tqdm(total=len(todo), desc=f"splat {split} (rank {rank}/{world})", unit="scene", position=rank) as bar:
-                fit_and_cache(dataset, todo, cache, stage.config, int(opts["--batch"]), device, on_done=bar.update)
-            if rank == 0:
-                print(f"{split}: {len(dataset)} samples cached in {cache.dir} ({time.perf_counter() - t0:.1f} s)")
-    except (DataError, PermissionError, ValueError) as err:
-        print(f"sdgs splat: error: {err}", file=sys.stderr)
-        return 2
-    return 0

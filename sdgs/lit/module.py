@@ -6,7 +6,7 @@
 * ``stage="depthnet"``: DepthNet only, SDNet loaded from ``sdnet_ckpt`` and frozen.
 
 Self-supervised training (default) reads the splatting stage's fields that
-:class:`~sdgs.lit.splat_stage.GaussianSplattingStage` attaches (``coc_targets``, ``confidence``,
+:class:`~sdgs.splatting.GaussianSplattingStage` attaches (``coc_targets``, ``confidence``,
 ``initial_depth``, ``radiance``) and never the ground-truth depth; ``supervised=True`` swaps the targets
 for ground truth (the upper-bound row only). Evaluation always sees ONE defocused image per sample.
 """
@@ -20,11 +20,11 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from datamodules.io import DataError
 from sdgs import losses
+from sdgs.batch import DataError
 from sdgs.metrics import DepthMetrics, per_image_depth_errors
 from sdgs.models import DepthNet, SDNet
-from sdgs.optics import Camera, signed_coc_px
+from sdgs.optics import Camera, batched_camera, signed_coc_px
 from sdgs.render import DefocusRenderer
 
 __all__ = ["SDGSModule", "read_checkpoint"]
@@ -171,7 +171,7 @@ class SDGSModule(L.LightningModule):
         Args: ``image`` (B,3,H,W) in [0,1], ``focus_m`` (B,), ``camera`` (batched Camera or batch dict).
         Returns: ``signed_coc``, ``defocus``, ``z0``, ``depth`` — each (B,1,H,W).
         """
-        cam = Camera.from_batch(camera, 4) if isinstance(camera, dict) else camera
+        cam = batched_camera(camera, 4)
         sd = self.sdnet(image, focus_m, cam)
         out = {"signed_coc": sd["signed_coc"], "defocus": sd["defocus"], "z0": sd["depth"], "depth": sd["depth"]}
         if self.hparams.stage != "sdnet":
@@ -256,7 +256,7 @@ class SDGSModule(L.LightningModule):
         both = self.sdnet(
             torch.cat([stack[rows, a_idx], stack[rows, b_idx]]),
             torch.cat([focus[rows, a_idx], focus[rows, b_idx]]),
-            Camera.from_batch({k: torch.cat([v, v]) for k, v in batch["camera"].items()}, 4),
+            batched_camera({k: torch.cat([v, v]) for k, v in batch["camera"].items()}, 4),
         )
         out_a = {k: v[:bsz] for k, v in both.items()}
         out_b = {k: v[bsz:] for k, v in both.items()}
@@ -280,7 +280,7 @@ class SDGSModule(L.LightningModule):
         hp = self.hparams
         rows = torch.arange(a_idx.shape[0], device=a_idx.device)
         image, focus = batch["stack"][rows, a_idx], batch["focus_distance"][rows, a_idx]
-        cam = Camera.from_batch(batch["camera"], 4)
+        cam = batched_camera(batch["camera"], 4)
         ref = self.depthnet(image, sd["defocus"].detach(), focus, sd["depth"].detach(), cam)
         terms = {
             "depth": hp.depth_weight
@@ -299,14 +299,14 @@ class SDGSModule(L.LightningModule):
         bsz, s = focus.shape
         if s < 2:
             raise ValueError("training needs focal stacks of at least 2 images (Siamese pairs)")
-        targets = self._targets(batch, Camera.from_batch(batch["camera"], 4))
+        targets = self._targets(batch, batched_camera(batch["camera"], 4))
         a_idx, b_idx = self._siamese_pair(bsz, s, focus.device)
         render = self.renderer is not None and "radiance" in batch and self.global_step % max(1, hp.render_every) == 0
         terms: dict[str, Tensor] = {}
         if hp.stage == "depthnet":  # SDNet frozen: its outputs only
             rows = torch.arange(bsz, device=focus.device)
             with torch.no_grad():
-                sd = self.sdnet(batch["stack"][rows, a_idx], focus[rows, a_idx], Camera.from_batch(batch["camera"], 4))
+                sd = self.sdnet(batch["stack"][rows, a_idx], focus[rows, a_idx], batched_camera(batch["camera"], 4))
         else:
             sd_terms, sd = self._sdnet_terms(batch, targets, a_idx, b_idx, render)
             terms.update(sd_terms)

@@ -1,4 +1,7 @@
-"""Defocus Gaussian-splatting renderer: one API, a pure-PyTorch backend and a gsplat (CUDA) backend."""
+"""Defocus Gaussian-splatting renderer: one API, a pure-PyTorch backend and a gsplat (CUDA) backend.
+
+The splatting stage that fits Gaussians to focal stacks with it lives in :mod:`sdgs.splatting`.
+"""
 
 from sdgs.render.defocus import (
     FOOTPRINT_SIGMA_PX,
@@ -7,7 +10,6 @@ from sdgs.render.defocus import (
     project_gaussians,
     render_defocus,
 )
-from sdgs.render.fit import SplatFit, SplatFitConfig, fit_gaussians
 from sdgs.render.rasterize import (
     composite_layers,
     gsplat_available,
@@ -19,10 +21,7 @@ from sdgs.render.rasterize import (
 __all__ = [
     "FOOTPRINT_SIGMA_PX",
     "DefocusRenderer",
-    "SplatFit",
-    "SplatFitConfig",
     "composite_layers",
-    "fit_gaussians",
     "gsplat_available",
     "layer_ids_from_depths",
     "pixel_gaussians",

@@ -12,12 +12,10 @@ A focal stack of S focus distances is rendered from one projection: only the CoC
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 from torch import Tensor, nn
 
-from sdgs.optics import SIGMA_PER_COC, Camera, coc_to_sigma_px, get_camera, signed_coc_px
+from sdgs.optics import SIGMA_PER_COC, Camera, batched_camera, coc_to_sigma_px, get_camera, signed_coc_px
 from sdgs.render.rasterize import Backend, layer_ids_from_depths, rasterize_gaussians, resolve_backend
 
 __all__ = ["FOOTPRINT_SIGMA_PX", "render_defocus", "project_gaussians", "pixel_gaussians", "DefocusRenderer"]
@@ -25,27 +23,6 @@ __all__ = ["FOOTPRINT_SIGMA_PX", "render_defocus", "project_gaussians", "pixel_g
 #: Standard deviation (px) of a pixel's own Gaussian: 1/sqrt(12), the second moment of a one-pixel box.
 #: With the 3-sigma support a zero-CoC render reproduces the input exactly.
 FOOTPRINT_SIGMA_PX: float = 12**-0.5
-
-
-def _camera_for_batch(camera: Camera | dict | str, batch: int, ndim: int, size: tuple[int, int]) -> Camera:
-    """Scalar or batched camera with tensor fields shaped ``(B,) + (1,) * (ndim - 1)``.
-
-    A camera without an explicit principal point is centred on the rendered image (a centre crop of
-    its sensor at the same pixel pitch).
-    """
-    if isinstance(camera, dict):
-        return Camera.from_batch(camera, ndim)
-    camera = get_camera(camera)
-    h, w = size
-    if camera.cx_px is None and camera.cy_px is None and (camera.height_px, camera.width_px) != (h, w):
-        camera = replace(camera, width_px=w, height_px=h)
-    view = (batch,) + (1,) * (ndim - 1)
-    fields = {}
-    for key in ("focal_length_m", "f_number", "pixel_size_m"):
-        value = getattr(camera, key)
-        if isinstance(value, Tensor):
-            fields[key] = value.reshape(-1).expand(batch).reshape(view)
-    return replace(camera, **fields) if fields else camera
 
 
 def footprint_compensated_variance(sigma2_psf: Tensor, footprint_px: float) -> Tensor:
@@ -192,7 +169,7 @@ def render_defocus(
         raise ValueError(f"opacity must be (B, 1, H, W) = {(b, 1, h, w)}, got {tuple(opacity.shape)}")
     backend = resolve_backend(backend, radiance.device)
 
-    cam = _camera_for_batch(camera, b, 5, (h, w))  # broadcasts against (B, S, 1, H, W)
+    cam = batched_camera(camera, 5, b, (h, w))  # broadcasts against (B, S, 1, H, W)
     K = cam.K(radiance.dtype, radiance.device)  # (3, 3) or (B, 3, 3)
     means3d, covars3d = pixel_gaussians(depth, K, footprint_px)
     if backend == "gsplat":

@@ -25,11 +25,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import default_collate
 
-from datamodules.base import apply_crop
+from sdgs.batch import apply_crop
 from sdgs.optics import SIGMA_PER_COC
 from sdgs.render import DefocusRenderer
-from sdgs.render.cache import SplatCache
-from sdgs.render.fit import SplatFitConfig, fit_gaussians
+from sdgs.splatting.cache import SplatCache
+from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
 
 __all__ = ["GaussianSplattingStage", "fit_and_cache"]
 
@@ -183,3 +183,15 @@ class GaussianSplattingStage(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"config": self.config.key()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """On resume: warn when the fitting settings differ from the ones the checkpoint trained with (the
+        networks would continue against another teacher; the cache keeps both sets of fits apart)."""
+        saved = state_dict.get("config")
+        if saved is not None and saved != self.config.key():
+            log.warning(
+                "resuming with splatting-stage settings %s, but the checkpoint trained with %s: the targets "
+                "change mid-run (set the `splat` options of the original run to continue it unchanged)",
+                self.config.key(),
+                saved,
+            )

@@ -40,12 +40,13 @@ from sdgs.losses import photometric, smoothness
 from sdgs.optics import (
     SIGMA_PER_COC,
     Camera,
+    batched_camera,
     bounded_inverse_depth,
     coc_to_sigma_px,
     inverse_depth_logit,
     signed_coc_px,
 )
-from sdgs.render.defocus import _camera_for_batch, render_defocus
+from sdgs.render.defocus import render_defocus
 
 __all__ = [
     "SplatFitConfig",
@@ -159,7 +160,7 @@ def plane_sweep(stack: Tensor, focus: Tensor, camera: Camera, radiance: Tensor, 
     b, s, c, h, w = stack.shape
     lo, hi = _inv_bounds(camera)
     planes = torch.linspace(lo, hi, cfg.sweep_planes, dtype=stack.dtype, device=stack.device)
-    cam = _camera_for_batch(camera, b, 3, (h, w))  # fields (B, 1, 1)
+    cam = batched_camera(camera, 3, b, (h, w))  # fields (B, 1, 1)
     costs = []
     for inv in planes:
         sig = coc_to_sigma_px(signed_coc_px(1.0 / inv, focus[:, :, None], cam), cfg.sigma_per_coc)  # (B,S,1)
@@ -199,7 +200,7 @@ def splat_confidence(
         target: ``(B, S, 3, H, W)`` the real stack (for the residual); None uses quantisation noise only.
     """
     b, s, c, h, w = rendered.shape
-    cam = _camera_for_batch(camera, b, 5, (h, w))
+    cam = batched_camera(camera, 5, b, (h, w))
     d = focus.view(b, s, 1, 1, 1)
     sigma = coc_to_sigma_px(signed_coc_px(depth[:, None], d, cam), sigma_per_coc)  # (B,S,1,H,W)
     f = cam.focal_length_m
@@ -254,7 +255,7 @@ def fit_gaussians(
 
 def _fit(stack: Tensor, focus_distance: Tensor, camera: Camera | dict | str, cfg: SplatFitConfig) -> SplatFit:
     b, s, c, h, w = stack.shape
-    cam_full = _camera_for_batch(camera, b, 4, (h, w))  # also builds a batched camera from batch["camera"]
+    cam_full = batched_camera(camera, 4, b, (h, w))  # also builds a batched camera from batch["camera"]
     near, far = cam_full.depth_range_m
     focus = focus_distance.to(stack)
 
@@ -308,7 +309,7 @@ def _fit(stack: Tensor, focus_distance: Tensor, camera: Camera | dict | str, cfg
             radiance, depth, focus, cam_full, backend=cfg.backend, num_layers=cfg.num_layers,
             sigma_per_coc=cfg.sigma_per_coc,
         )["image"]  # fmt: skip
-        coc = signed_coc_px(depth[:, None], focus.view(b, s, 1, 1, 1), _camera_for_batch(cam_full, b, 5, (h, w)))
+        coc = signed_coc_px(depth[:, None], focus.view(b, s, 1, 1, 1), batched_camera(cam_full, 5, b, (h, w)))
         conf = splat_confidence(
             rendered, depth, focus, cam_full, cfg.sigma_per_coc, cfg.confidence_rel_error, target=stack
         )

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from sdgs.io import atomic_path
-from sdgs.render.fit import SplatFitConfig
+from sdgs.splatting.fit import SplatFitConfig
 
 __all__ = ["SplatCache"]
 

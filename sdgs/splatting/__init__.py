@@ -1,0 +1,18 @@
+"""The Gaussian-splatting stage, in one home: it fits the Gaussians of each training scene to its whole
+focal stack (analysis by synthesis) and hands the result to the networks.
+
+* :mod:`~sdgs.splatting.fit` — :func:`fit_gaussians` (plane-sweep initialisation, refinement through the
+  renderer, confidence) and its :class:`SplatFitConfig` / :class:`SplatFit`;
+* :mod:`~sdgs.splatting.cache` — :class:`SplatCache`, the atomic on-disk cache of fits;
+* :mod:`~sdgs.splatting.stage` — :class:`GaussianSplattingStage`, the shared Lightning callback that attaches
+  fits to batches, and :func:`fit_and_cache`;
+* :mod:`~sdgs.splatting.precompute` — ``sdgs splat``, which fills the cache ahead of training.
+
+The renderer it fits through is :mod:`sdgs.render`.
+"""
+
+from sdgs.splatting.cache import SplatCache
+from sdgs.splatting.fit import SplatFit, SplatFitConfig, fit_gaussians
+from sdgs.splatting.stage import GaussianSplattingStage, fit_and_cache
+
+__all__ = ["GaussianSplattingStage", "SplatCache", "SplatFit", "SplatFitConfig", "fit_and_cache", "fit_gaussians"]

@@ -1,0 +1,49 @@
+"""The package layout the README describes: ``datamodules`` → ``sdgs``, never back (except the command-line
+tools, which build the dataset a user names); the renderer holds the renderer, the splatting stage has one home."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+CLI_TOOLS = {"sdgs/cli.py", "sdgs/predict.py"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_sdgs_never_imports_datamodules_outside_the_cli_tools() -> None:
+    offenders = {
+        str(p.relative_to(REPO)): sorted(m for m in imported_modules(p) if m.split(".")[0] == "datamodules")
+        for p in (REPO / "sdgs").rglob("*.py")
+        if str(p.relative_to(REPO)) not in CLI_TOOLS
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_renderer_does_not_import_the_splatting_stage() -> None:
+    for path in (REPO / "sdgs" / "render").glob("*.py"):
+        assert not any(m.startswith(("sdgs.splatting", "sdgs.lit")) for m in imported_modules(path)), path
+
+
+def test_batched_camera_is_one_way_from_every_source() -> None:
+    from sdgs.optics import FOD500, batched_camera
+
+    batch = {k: v.expand(3) for k, v in FOD500.to_tensors().items()}
+    as4 = batched_camera(batch, 4)
+    assert as4.focal_length_m.shape == (3, 1, 1, 1) and as4.fx_px.shape == (3, 1, 1, 1)
+    as5 = batched_camera(as4, 5)  # re-ranked, every per-sample field alike
+    assert all(getattr(as5, k).shape == (3, 1, 1, 1, 1) for k in ("focal_length_m", "f_number", "fx_px", "cy_px"))
+    assert torch.equal(as5.focal_length_m.flatten(), batch["focal_length_m"])
+    preset = batched_camera("fod500", 4, size=(32, 48))  # a scalar camera: centred crop of its sensor
+    assert (preset.height_px, preset.width_px) == (32, 48) and preset.pixel_size_m == FOD500.pixel_size_m
