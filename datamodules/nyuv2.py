@@ -28,12 +28,10 @@ import torch.nn.functional as F
 from datamodules.base import FocalStackDataModule, StackDataset, make_item
 from datamodules.defocus import synthesize_focal_stack
 from datamodules.io import DataError, atomic_path
+from sdgs.metrics import EIGEN_CROP
 from sdgs.optics import NYUV2, Camera, get_camera
 
-__all__ = ["NYUv2Dataset", "NYUv2DataModule", "read_splits", "EIGEN_CROP"]
-
-#: (top, bottom, left, right) of the Eigen crop on 480x640 frames.
-EIGEN_CROP = (45, 471, 41, 601)
+__all__ = ["NYUv2Dataset", "NYUv2DataModule", "read_splits"]
 
 
 def read_splits(path: str | Path) -> dict[str, np.ndarray]:

@@ -37,6 +37,7 @@ __all__ = [
     "signed_coc_px",
     "signed_coc_from_inverse_depth",
     "coc_px",
+    "lens_gain_px",
     "depth_from_signed_coc",
     "inverse_depth_from_signed_coc",
     "coc_to_sigma_px",
@@ -305,8 +306,12 @@ def _check_focus(focus_distance_m: Scalar, camera: Camera) -> None:
         )
 
 
-def _lens_gain(focus_distance_m: Scalar, camera: Camera) -> Scalar:
-    """A f / ((d - f) p): signed CoC in px per unit of (1 - d/z)."""
+def lens_gain_px(focus_distance_m: Scalar, camera: Camera) -> Scalar:
+    """Lens gain ``A f / ((d - f) p)`` (px): the signed CoC per unit of ``1 - d/z``.
+
+    ``s = gain (1 - d / z)``, so ``|ds / d(1/z)| = gain * d`` (px m): how much blur one unit of inverse
+    depth buys at focus distance ``d``. Broadcasts like the other thin-lens functions.
+    """
     _check_focus(focus_distance_m, camera)
     f = camera.focal_length_m
     return camera.aperture_m * f / ((focus_distance_m - f) * camera.pixel_size_m)
@@ -324,7 +329,7 @@ def signed_coc_px(depth_m: Tensor, focus_distance_m: Scalar, camera: Camera) -> 
         ``A f (z - d) / (z (d - f) p)`` with the broadcast shape.
     """
     _check_positive("depth (m)", depth_m)
-    return _lens_gain(focus_distance_m, camera) * (1.0 - focus_distance_m / depth_m)
+    return lens_gain_px(focus_distance_m, camera) * (1.0 - focus_distance_m / depth_m)
 
 
 def signed_coc_from_inverse_depth(inverse_depth: Tensor, focus_distance_m: Scalar, camera: Camera) -> Tensor:
@@ -333,7 +338,7 @@ def signed_coc_from_inverse_depth(inverse_depth: Tensor, focus_distance_m: Scala
     The form networks use: no division, so a bounded inverse depth gives a bounded CoC (and a
     non-finite network output reaches the loss, whose check names it, instead of failing here).
     """
-    return _lens_gain(focus_distance_m, camera) * (1.0 - focus_distance_m * inverse_depth)
+    return lens_gain_px(focus_distance_m, camera) * (1.0 - focus_distance_m * inverse_depth)
 
 
 def coc_px(depth_m: Tensor, focus_distance_m: Scalar, camera: Camera) -> Tensor:
@@ -347,7 +352,7 @@ def inverse_depth_from_signed_coc(signed_coc: Tensor, focus_distance_m: Scalar, 
     Values beyond the CoC of infinity give non-positive inverse depth; callers that need a depth use
     :func:`depth_from_signed_coc`, which refuses them.
     """
-    return (1.0 - signed_coc / _lens_gain(focus_distance_m, camera)) / focus_distance_m
+    return (1.0 - signed_coc / lens_gain_px(focus_distance_m, camera)) / focus_distance_m
 
 
 def depth_from_signed_coc(signed_coc: Tensor, focus_distance_m: Scalar, camera: Camera) -> Tensor:

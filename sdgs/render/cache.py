@@ -8,6 +8,7 @@ reported as missing and refitted, never trusted.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,11 +18,12 @@ import torch
 from torch import Tensor
 
 from sdgs.io import atomic_path
-from sdgs.render.fit import SplatFitConfig
+from sdgs.render.fit import SplatFit, SplatFitConfig
 
 __all__ = ["SplatCache"]
 
-FIELDS = ("depth", "radiance", "coc_targets", "confidence", "residual")
+#: The stored fields: exactly those of :class:`~sdgs.render.fit.SplatFit`.
+FIELDS = tuple(f.name for f in dataclasses.fields(SplatFit))
 
 
 class SplatCache:

@@ -28,7 +28,7 @@ change is a small inverse-depth change, is unconstrained and gets a confidence n
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
 import kornia
@@ -43,6 +43,7 @@ from sdgs.optics import (
     bounded_inverse_depth,
     coc_to_sigma_px,
     inverse_depth_logit,
+    lens_gain_px,
     signed_coc_px,
 )
 from sdgs.render.defocus import _camera_for_batch, render_defocus
@@ -105,7 +106,7 @@ class SplatFit:
     residual: Tensor
 
     def to_dict(self) -> dict[str, Tensor]:
-        return {k: getattr(self, k) for k in ("depth", "radiance", "coc_targets", "confidence", "residual")}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _grey(img: Tensor) -> Tensor:
@@ -202,9 +203,7 @@ def splat_confidence(
     cam = _camera_for_batch(camera, b, 5, (h, w))
     d = focus.view(b, s, 1, 1, 1)
     sigma = coc_to_sigma_px(signed_coc_px(depth[:, None], d, cam), sigma_per_coc)  # (B,S,1,H,W)
-    f = cam.focal_length_m
-    gain = cam.aperture_m * f / ((d - f) * cam.pixel_size_m)  # px of CoC per unit (1 - d/z)
-    dsigma_dinv = sigma_per_coc * gain * d  # |d sigma / d(1/z)|, px * m
+    dsigma_dinv = sigma_per_coc * lens_gain_px(d, cam) * d  # |d sigma / d(1/z)|, px * m
     lap = kornia.filters.laplacian(rendered.reshape(-1, c, h, w), 3, border_type="replicate").reshape(b, s, c, h, w)
     jac = (sigma * lap.abs() * dsigma_dinv).pow(2).sum((1, 2))  # (B,H,W): sum over images and channels
     # a 5x5 patch constrains one depth: its information adds up (box mean x 25)
