@@ -1,6 +1,6 @@
 """NYUv2 labeled set with focal stacks synthesised on the fly (DEReD optics by default).
 
-Files (anchors.md section 2):
+Files (docs/protocols.md, "NYUv2"):
 
 * ``nyu_depth_v2_labeled.mat``: MATLAB v7.3 = HDF5. h5py shows MATLAB's column-major arrays reversed:
   ``images (N, 3, 640, 480)`` uint8 and ``depths (N, 640, 480)`` metres, so one sample is

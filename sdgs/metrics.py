@@ -1,6 +1,6 @@
 """Depth metrics: the DFV/FoD500 set and the Eigen/NYUv2 set, per-image means averaged over images.
 
-Protocols (anchors.md section 4):
+Protocols (docs/protocols.md, "Metric protocols"):
 
 * ``"dfv"`` (``fuy34/DFV:eval_FoD500.py``): prediction and ground truth clipped to [0, 1.5] m (GT beyond
   1.5 m is clipped, not masked), valid = gt > 0; MSE, RMSE, log RMSE (ln), AbsRel, SqRel, delta_k in

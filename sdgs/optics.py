@@ -3,7 +3,7 @@
 Units are in the names: ``*_m`` metres, ``*_px`` pixels. Every function is tensor-first, broadcasts
 like ``torch`` arithmetic, is differentiable and works in float32 and float64.
 
-Signed CoC diameter on the sensor, in pixels (design.md, "Notation and units")::
+Signed CoC diameter on the sensor, in pixels (docs/method.md, "Thin-lens model")::
 
     s(z; d) = A f (z - d) / (z (d - f) p),     A = f / N
 
@@ -222,7 +222,8 @@ class Camera:
         return json.dumps(self.to_json(), sort_keys=True)
 
 
-#: FoD500 / DefocusNet Blender camera (anchors.md 1.3): f = 2.9 mm, N = 1, 3.1 mm sensor over 256 px.
+#: FoD500 / DefocusNet Blender camera: f = 2.9 mm, N = 1, 3.1 mm sensor over 256 px (docs/protocols.md,
+#: "Camera presets").
 FOD500 = Camera(
     focal_length_m=2.9e-3,
     f_number=1.0,
@@ -234,7 +235,8 @@ FOD500 = Camera(
     name="fod500",
 )
 
-#: NYUv2 synthetic defocus with DEReD optics (anchors.md 2.3): f = 50 mm, N = 8, p = 12 um at 320x240.
+#: NYUv2 synthetic defocus with DEReD optics: f = 50 mm, N = 8, p = 12 um at 320x240 (docs/protocols.md,
+#: "Camera presets").
 #: The pinhole intrinsics are the Kinect RGB camera's (NYU toolbox camera_params.m) at half resolution;
 #: the lens is a synthetic one, so f / p differs from fx on purpose.
 NYUV2 = Camera(

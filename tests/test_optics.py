@@ -28,7 +28,7 @@ def _hand_coc(f: float, n: float, p: float, d: float, z: float) -> float:
 
 @pytest.mark.parametrize(
     ("focus", "depth", "expected"),
-    # anchors.md 1.3 table (FoD500 optics, px = 3.1 mm / 256)
+    # docs/protocols.md, "Camera presets": the FoD500 CoC table (px = 3.1 mm / 256)
     [(0.1, 0.3, 4.77), (0.1, 3.0, 6.91), (0.3, 1.0, 1.64), (0.7, 0.1, -5.98), (1.5, 3.0, 0.23), (0.15, 0.1, -2.36)],
 )
 def test_fod500_matches_anchor_table(focus: float, depth: float, expected: float) -> None:
@@ -39,7 +39,7 @@ def test_fod500_matches_anchor_table(focus: float, depth: float, expected: float
 
 @pytest.mark.parametrize(("focus", "depth", "expected"), [(1.0, 0.5, 27.4), (2.5, 1.0, 15.9), (6.0, 10.0, 1.8)])
 def test_nyuv2_matches_anchor_table(focus: float, depth: float, expected: float) -> None:
-    # anchors.md 2.3: DEReD optics, f = 50 mm, N = 8, p = 12 um
+    # docs/protocols.md, "Camera presets": DEReD optics, f = 50 mm, N = 8, p = 12 um
     got = float(coc_px(torch.tensor(depth, dtype=torch.float64), focus, NYUV2))
     assert got == pytest.approx(expected, abs=0.1)
     # hand value: A f / ((d - f) p) * |1 - d/z| with A = 6.25 mm

@@ -11,7 +11,7 @@ Schedule (our choices, each a :class:`SplatFitConfig` field):
   PSF: every candidate plane blurs the radiance estimate per focus distance (kornia), the windowed
   photometric error picks a per-pixel soft-argmin. This is the classic depth-from-defocus search
   (Subbarao & Surya; Favaro & Soatto) and costs a few blurs. ``init="far"`` starts every pixel at
-  ``init_depth_m`` (2 m), as design.md suggests; it needs many more iterations.
+  ``init_depth_m`` (2 m); it needs many more iterations (docs/method.md, "Splatting stage").
 * **Radiance**: initialised from a sharpness-weighted composite of the stack (squared Laplacian focus
   measure, smoothed), never from a network's own predictions; refined with a lower learning rate.
 * **Coarse to fine**: the first iterations at half resolution (camera resized: the pixel pitch doubles, the
