@@ -26,13 +26,21 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from datamodules.io import DataError
 from sdgs.batch import apply_crop  # re-exported: the batch contract
 from sdgs.optics import Camera
 
-__all__ = ["StackDataset", "FocalStackDataModule", "make_item", "check_item", "random_crop_flip", "apply_crop"]
+__all__ = [
+    "StackDataset",
+    "FocalStackDataModule",
+    "make_item",
+    "check_item",
+    "random_crop_flip",
+    "apply_crop",
+    "seed_worker",
+]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +145,13 @@ class StackDataset(Dataset):
         self.crop_size = crop_size
         self.augment = augment
         self.skip_bad = skip_bad
+        # The augmentation stream: its own generator, so crops and flips depend on the data seed only
+        # (not on how much of the global RNG the model used) and each loader worker gets its own.
+        self.generator = torch.Generator().manual_seed(0)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the augmentation stream from ``seed`` (the DataModule and :func:`seed_worker` call it)."""
+        self.generator.manual_seed(int(seed))
 
     def load(self, i: int) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -158,7 +173,7 @@ class StackDataset(Dataset):
         else:
             raise DataError(f"{type(self).__name__}: every sample is bad")
         if self.augment:
-            item = random_crop_flip(item, self.crop_size)
+            item = random_crop_flip(item, self.crop_size, self.generator)
         elif self.crop_size is not None:
             item = _centre_crop(item, self.crop_size)
         return item
@@ -170,8 +185,25 @@ def _centre_crop(item: dict[str, Tensor], size: int) -> dict[str, Tensor]:
     return _crop(item, (h - sh) // 2, (w - sw) // 2, sh, sw)
 
 
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: reseed this worker's copy of the dataset's augmentation stream.
+
+    PyTorch gives worker ``i`` the seed ``base_seed + i``, with ``base_seed`` drawn from the loader's
+    generator, so the workers' streams differ from one another and repeat when the loader's seed does.
+    """
+    info = get_worker_info()
+    if info is not None and isinstance(info.dataset, StackDataset):
+        info.dataset.reseed(info.seed)
+
+
 class FocalStackDataModule(L.LightningDataModule):
     """DataModule base: loaders, worker seeding and splits; subclasses build the three datasets.
+
+    Seeding: each loader gets a generator seeded by :meth:`loader_seed` when it is built (from the
+    ``seed_everything`` value under ``sdgs fit``); it orders the shuffle and seeds the workers, whose
+    :func:`seed_worker` restarts each worker's augmentation stream from its own seed. Without workers the
+    dataset's stream restarts from the same seed. So crops and flips differ between workers and between
+    epochs, and a rerun with the same seed repeats them exactly.
 
     Args:
         batch_size: samples per batch.
@@ -225,15 +257,32 @@ class FocalStackDataModule(L.LightningDataModule):
             raise KeyError(f"{type(self).__name__} has no split {split!r}; splits: {sorted(self.datasets)}")
         return self.datasets[split]
 
+    def loader_seed(self) -> int:
+        """Seed of a loader built now, from ``torch.initial_seed()``, the rank and the epoch.
+
+        ``torch.initial_seed()`` is the ``seed_everything`` value (or torch's own random seed); the global
+        rank gives each DDP process its own augmentations, and the epoch keeps loaders that are rebuilt
+        every epoch (``reload_dataloaders_every_n_epochs``) from repeating the previous epoch's.
+        """
+        trainer = self.trainer
+        rank, epoch = (trainer.global_rank, trainer.current_epoch) if trainer is not None else (0, 0)
+        state = np.random.SeedSequence([torch.initial_seed(), rank, epoch]).generate_state(1, np.uint64)
+        return int(state[0])
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self.dataset(split)
+        seed = self.loader_seed()
+        dataset.reseed(seed)
         return DataLoader(
-            self.dataset(split),
+            dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             drop_last=False,
+            generator=torch.Generator().manual_seed(seed),
+            worker_init_fn=seed_worker,
         )
 
     def train_dataloader(self) -> DataLoader:

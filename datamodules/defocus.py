@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from sdgs.optics import SIGMA_PER_COC, Camera, coc_px, coc_to_sigma_px
+from sdgs.render.rasterize import layer_ids_from_depths
 
 __all__ = ["synthesize_focal_stack", "depth_layers"]
 
@@ -45,13 +46,10 @@ def depth_layers(depth_m: Tensor, num_layers: int) -> tuple[Tensor, Tensor]:
         its centre, makes a single plane blur with exactly its own CoC.
     """
     b = depth_m.shape[0]
-    inv = 1.0 / depth_m
-    flat = inv.reshape(b, -1)
-    hi = flat.amax(1).view(b, 1, 1, 1)
-    lo = flat.amin(1).view(b, 1, 1, 1)
-    span = (hi - lo).clamp_min(1e-12)
-    layer = ((hi - inv) / span * num_layers).floor().long().clamp_(0, num_layers - 1)
-    one_hot = torch.zeros(b, num_layers, flat.shape[1], dtype=inv.dtype, device=inv.device)
+    flat = 1.0 / depth_m.reshape(b, -1)
+    # the renderer's binning, so the layered synthesis and the splatting renderer cut depth alike
+    layer = layer_ids_from_depths(depth_m.reshape(b, -1), num_layers).view_as(depth_m)
+    one_hot = torch.zeros(b, num_layers, flat.shape[1], dtype=flat.dtype, device=flat.device)
     one_hot.scatter_(1, layer.reshape(b, 1, -1), 1.0)
     count = one_hot.sum(-1)
     mean_inv = (one_hot * flat[:, None]).sum(-1) / count

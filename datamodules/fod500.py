@@ -1,6 +1,6 @@
 """FoD500 (DefocusNet ``fs_6``): flat folder of ``{i:06}_{k:02}All.tif`` (k = 0..4) + ``{i:06}Dpt.exr``.
 
-Format and split as every peer reads it (anchors.md section 1): 8-bit RGB TIFs, depth as HALF float in
+Format and split as every peer reads it (docs/protocols.md, "FoD500"): 8-bit RGB TIFs, depth as HALF float in
 channel R (metres), focus distances [0.1, 0.15, 0.3, 0.7, 1.5] m in file order, scenes ``i < 400`` train
 and ``i >= 400`` test. The validation split is the last ``val_fraction`` of the training scenes
 (DefocusNet keeps 400/100 without a validation split; ours never touches test scenes).

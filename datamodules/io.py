@@ -2,7 +2,7 @@
 
 Every reader raises :class:`DataError` naming the file and what to do, never a bare library error.
 EXR goes through the ``OpenEXR`` package: OpenCV 5 cannot read EXR and OpenCV 4 silently reads a
-``Z``-only file as zeros (ecosystem.md E.1).
+``Z``-only file as zeros (docs/protocols.md, "FoD500").
 """
 
 from __future__ import annotations

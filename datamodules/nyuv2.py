@@ -1,6 +1,6 @@
 """NYUv2 labeled set with focal stacks synthesised on the fly (DEReD optics by default).
 
-Files (anchors.md section 2):
+Files (docs/protocols.md, "NYUv2"):
 
 * ``nyu_depth_v2_labeled.mat``: MATLAB v7.3 = HDF5. h5py shows MATLAB's column-major arrays reversed:
   ``images (N, 3, 640, 480)`` uint8 and ``depths (N, 640, 480)`` metres, so one sample is
@@ -28,12 +28,10 @@ import torch.nn.functional as F
 from datamodules.base import FocalStackDataModule, StackDataset, make_item
 from datamodules.defocus import synthesize_focal_stack
 from datamodules.io import DataError, atomic_path
+from sdgs.metrics import EIGEN_CROP
 from sdgs.optics import NYUV2, Camera, get_camera
 
-__all__ = ["NYUv2Dataset", "NYUv2DataModule", "read_splits", "EIGEN_CROP"]
-
-#: (top, bottom, left, right) of the Eigen crop on 480x640 frames.
-EIGEN_CROP = (45, 471, 41, 601)
+__all__ = ["NYUv2Dataset", "NYUv2DataModule", "read_splits"]
 
 
 def read_splits(path: str | Path) -> dict[str, np.ndarray]:

@@ -1,6 +1,6 @@
 """Depth metrics: the DFV/FoD500 set and the Eigen/NYUv2 set, per-image means averaged over images.
 
-Protocols (anchors.md section 4):
+Protocols (docs/protocols.md, "Metric protocols"):
 
 * ``"dfv"`` (``fuy34/DFV:eval_FoD500.py``): prediction and ground truth clipped to [0, 1.5] m (GT beyond
   1.5 m is clipped, not masked), valid = gt > 0; MSE, RMSE, log RMSE (ln), AbsRel, SqRel, delta_k in
@@ -24,11 +24,14 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-__all__ = ["DFV_KEYS", "EIGEN_KEYS", "per_image_depth_errors", "DepthMetrics"]
+__all__ = ["DFV_KEYS", "EIGEN_KEYS", "EIGEN_CROP", "EIGEN_FRAME", "per_image_depth_errors", "DepthMetrics"]
 
 DFV_KEYS = ("mse", "rmse", "log_rmse", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "bumpiness")
 EIGEN_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
-EIGEN_CROP_FRAC = (45 / 480, 471 / 480, 41 / 640, 601 / 640)
+#: Eigen crop (Eigen et al., NeurIPS 2014): rows ``[top, bottom)`` and columns ``[left, right)`` of a
+#: 480x640 NYUv2 frame, as ``(top, bottom, left, right)``; other sizes scale it (docs/protocols.md).
+EIGEN_CROP = (45, 471, 41, 601)
+EIGEN_FRAME = (480, 640)
 
 
 def _bumpiness(pred: Tensor, gt: Tensor, valid: Tensor) -> Tensor:
@@ -82,10 +85,10 @@ def per_image_depth_errors(
     elif protocol == "eigen":
         valid = (gt > min_depth) & (gt < max_depth) & torch.isfinite(gt)
         if eigen_crop:
-            h, w = gt.shape[-2:]
-            top, bottom, left, right = EIGEN_CROP_FRAC
+            (h, w), (fh, fw) = gt.shape[-2:], EIGEN_FRAME
+            top, bottom, left, right = EIGEN_CROP
             crop = torch.zeros_like(valid)
-            crop[..., round(top * h) : round(bottom * h), round(left * w) : round(right * w)] = True
+            crop[..., round(top * h / fh) : round(bottom * h / fh), round(left * w / fw) : round(right * w / fw)] = True
             valid &= crop
         gt_c = torch.where(valid, gt, torch.ones_like(gt))
         p = torch.where(valid, pred.clamp(min_depth, max_depth), torch.ones_like(pred))

@@ -3,7 +3,7 @@
 Units are in the names: ``*_m`` metres, ``*_px`` pixels. Every function is tensor-first, broadcasts
 like ``torch`` arithmetic, is differentiable and works in float32 and float64.
 
-Signed CoC diameter on the sensor, in pixels (design.md, "Notation and units")::
+Signed CoC diameter on the sensor, in pixels (docs/method.md, "Thin-lens model")::
 
     s(z; d) = A f (z - d) / (z (d - f) p),     A = f / N
 
@@ -40,6 +40,7 @@ __all__ = [
     "signed_coc_px",
     "signed_coc_from_inverse_depth",
     "coc_px",
+    "lens_gain_px",
     "depth_from_signed_coc",
     "inverse_depth_from_signed_coc",
     "coc_to_sigma_px",
@@ -224,7 +225,8 @@ class Camera:
         return json.dumps(self.to_json(), sort_keys=True)
 
 
-#: FoD500 / DefocusNet Blender camera (anchors.md 1.3): f = 2.9 mm, N = 1, 3.1 mm sensor over 256 px.
+#: FoD500 / DefocusNet Blender camera: f = 2.9 mm, N = 1, 3.1 mm sensor over 256 px (docs/protocols.md,
+#: "Camera presets").
 FOD500 = Camera(
     focal_length_m=2.9e-3,
     f_number=1.0,
@@ -236,7 +238,8 @@ FOD500 = Camera(
     name="fod500",
 )
 
-#: NYUv2 synthetic defocus with DEReD optics (anchors.md 2.3): f = 50 mm, N = 8, p = 12 um at 320x240.
+#: NYUv2 synthetic defocus with DEReD optics: f = 50 mm, N = 8, p = 12 um at 320x240 (docs/protocols.md,
+#: "Camera presets").
 #: The pinhole intrinsics are the Kinect RGB camera's (NYU toolbox camera_params.m) at half resolution;
 #: the lens is a synthetic one, so f / p differs from fx on purpose.
 NYUV2 = Camera(
@@ -341,8 +344,12 @@ def check_focus(focus_distance_m: Scalar, camera: Camera) -> None:
         )
 
 
-def _lens_gain(focus_distance_m: Scalar, camera: Camera) -> Scalar:
-    """A f / ((d - f) p): signed CoC in px per unit of (1 - d/z)."""
+def lens_gain_px(focus_distance_m: Scalar, camera: Camera) -> Scalar:
+    """Lens gain ``A f / ((d - f) p)`` (px): the signed CoC per unit of ``1 - d/z``.
+
+    ``s = gain (1 - d / z)``, so ``|ds / d(1/z)| = gain * d`` (px m): how much blur one unit of inverse
+    depth buys at focus distance ``d``. Broadcasts like the other thin-lens functions.
+    """
     check_focus(focus_distance_m, camera)
     f = camera.focal_length_m
     return camera.aperture_m * f / ((focus_distance_m - f) * camera.pixel_size_m)
@@ -360,7 +367,7 @@ def signed_coc_px(depth_m: Tensor, focus_distance_m: Scalar, camera: Camera) -> 
         ``A f (z - d) / (z (d - f) p)`` with the broadcast shape.
     """
     _check_positive("depth (m)", depth_m)
-    return _lens_gain(focus_distance_m, camera) * (1.0 - focus_distance_m / depth_m)
+    return lens_gain_px(focus_distance_m, camera) * (1.0 - focus_distance_m / depth_m)
 
 
 def signed_coc_from_inverse_depth(inverse_depth: Tensor, focus_distance_m: Scalar, camera: Camera) -> Tensor:
@@ -369,7 +376,7 @@ def signed_coc_from_inverse_depth(inverse_depth: Tensor, focus_distance_m: Scala
     The form networks use: no division, so a bounded inverse depth gives a bounded CoC (and a
     non-finite network output reaches the loss, whose check names it, instead of failing here).
     """
-    return _lens_gain(focus_distance_m, camera) * (1.0 - focus_distance_m * inverse_depth)
+    return lens_gain_px(focus_distance_m, camera) * (1.0 - focus_distance_m * inverse_depth)
 
 
 def coc_px(depth_m: Tensor, focus_distance_m: Scalar, camera: Camera) -> Tensor:
@@ -383,7 +390,7 @@ def inverse_depth_from_signed_coc(signed_coc: Tensor, focus_distance_m: Scalar, 
     Values beyond the CoC of infinity give non-positive inverse depth; callers that need a depth use
     :func:`depth_from_signed_coc`, which refuses them.
     """
-    return (1.0 - signed_coc / _lens_gain(focus_distance_m, camera)) / focus_distance_m
+    return (1.0 - signed_coc / lens_gain_px(focus_distance_m, camera)) / focus_distance_m
 
 
 def depth_from_signed_coc(signed_coc: Tensor, focus_distance_m: Scalar, camera: Camera) -> Tensor:

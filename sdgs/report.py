@@ -13,7 +13,7 @@ subprocesses), each of our rows:
 Each row is a run folder ``results/<experiment>/<row>/`` (its config delta ``row.yaml``, checkpoints,
 logs, ``metrics.json``); a finished row is reused unless ``force``, which deletes that folder first.
 Seeds are fixed, so reruns on CPU give
-the same table. Published peers' numbers come from research/anchors.md with their protocol; rows
+the same table. Published peers' numbers (table.yaml, sources in docs/protocols.md) carry their protocol; rows
 that cannot run here say ``needs data: <option>``, never a number.
 """
 

@@ -18,6 +18,7 @@ from datamodules import (
     NYUv2DataModule,
     SyntheticDataModule,
 )
+from datamodules.base import FocalStackDataModule, StackDataset, make_item
 from datamodules.fod500 import FoD500Dataset, write_fod500_sample
 from datamodules.io import read_exr_depth, read_image, write_exr_depth, write_image
 from datamodules.procedural import make_scene, write_procedural_dataset
@@ -71,6 +72,55 @@ def test_fod500_train_crop_and_flip_keep_alignment(tmp_path: Path) -> None:
         d_rows = item["depth"][0, :, 0]
         assert torch.sign(r_rows[-1] - r_rows[0]) == torch.sign(d_rows[-1] - d_rows[0])
         assert float(item["camera"]["width_px"]) == 8
+
+
+class _BlankStacks(StackDataset):
+    """Cheap 32x32 samples: only the augmentation (the ``crop`` record) varies."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def load(self, i: int) -> dict[str, torch.Tensor]:
+        return make_item(torch.zeros(2, 3, 32, 32), [0.3, 0.7], None, FOD500, i)
+
+
+class _BlankModule(FocalStackDataModule):
+    def build_datasets(self) -> dict[str, StackDataset]:
+        return {"train": _BlankStacks(crop_size=8, augment=True)}
+
+
+def _augmentations(num_workers: int, seed: int, epochs: int = 1, model_draws: int = 0) -> list[list[tuple[int, ...]]]:
+    """Per epoch, the ``(index, top, left, flip_x, flip_y)`` of every train sample in loader order.
+
+    ``model_draws``: numbers drawn from the global RNG after the loader is built, as a model's
+    initialisation or dropout would.
+    """
+    torch.manual_seed(seed)  # what seed_everything does
+    loader = _BlankModule(batch_size=1, num_workers=num_workers).train_dataloader()
+    torch.rand(model_draws)
+    out = []
+    for _ in range(epochs):
+        rows = [torch.cat([b["index"], b["crop"][0, [0, 1, 4, 5]]]) for b in loader]
+        out.append([tuple(int(v) for v in r) for r in rows])
+    return out
+
+
+def test_workers_get_distinct_augmentation_streams_repeatable_per_seed() -> None:
+    (run,) = _augmentations(num_workers=2, seed=3)
+    assert sorted(r[0] for r in run) == list(range(8))  # shuffled, each sample once
+    # batch k comes from worker k % 2; identically seeded workers would repeat each other's crops
+    worker0, worker1 = [r[1:] for r in run[0::2]], [r[1:] for r in run[1::2]]
+    assert worker0 != worker1
+    assert _augmentations(num_workers=2, seed=3) == [run]  # same seed: same order and crops
+    assert _augmentations(num_workers=2, seed=3, model_draws=100) == [run]  # the data seed alone decides
+    assert _augmentations(num_workers=2, seed=4) != [run]
+
+
+def test_in_process_augmentation_repeats_per_seed_and_varies_per_epoch() -> None:
+    first, second = _augmentations(num_workers=0, seed=3, epochs=2)
+    assert [r[1:] for r in first] != [r[1:] for r in second]  # the stream goes on across epochs
+    assert _augmentations(num_workers=0, seed=3, epochs=2, model_draws=100) == [first, second]
+    assert _augmentations(num_workers=0, seed=5) != [first]
 
 
 def test_exr_half_float_round_trip(tmp_path: Path) -> None:

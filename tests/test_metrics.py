@@ -52,6 +52,13 @@ def test_eigen_hand_values_log10_and_crop() -> None:
     pred_full[..., :45, :] = 5.0  # outside the Eigen crop
     cropped, _ = per_image_depth_errors(pred_full, gt_full, "eigen", eigen_crop=True)
     assert float(cropped["abs_rel"]) == 0.0
+    # the crop is exactly rows [45, 471) and columns [41, 601) of a 480x640 frame
+    cases = [(45, 41, True), (470, 600, True), (44, 300, False), (471, 300, False), (200, 40, False), (200, 601, False)]
+    for row, col, inside in cases:
+        pred_full = torch.ones(1, 1, 480, 640)
+        pred_full[..., row, col] = 2.0
+        cropped, _ = per_image_depth_errors(pred_full, gt_full, "eigen", eigen_crop=True)
+        assert float(cropped["abs_rel"]) == pytest.approx(1.0 / (426 * 560) if inside else 0.0), (row, col)
 
 
 def test_metric_is_mean_of_per_image_values() -> None:

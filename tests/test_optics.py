@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torch import Tensor
 
 from sdgs.optics import (
     FOD500,
@@ -18,6 +19,7 @@ from sdgs.optics import (
     get_camera,
     signed_coc_px,
 )
+from sdgs.render import render_defocus
 
 
 def _hand_coc(f: float, n: float, p: float, d: float, z: float) -> float:
@@ -26,7 +28,7 @@ def _hand_coc(f: float, n: float, p: float, d: float, z: float) -> float:
 
 @pytest.mark.parametrize(
     ("focus", "depth", "expected"),
-    # anchors.md 1.3 table (FoD500 optics, px = 3.1 mm / 256)
+    # docs/protocols.md, "Camera presets": the FoD500 CoC table (px = 3.1 mm / 256)
     [(0.1, 0.3, 4.77), (0.1, 3.0, 6.91), (0.3, 1.0, 1.64), (0.7, 0.1, -5.98), (1.5, 3.0, 0.23), (0.15, 0.1, -2.36)],
 )
 def test_fod500_matches_anchor_table(focus: float, depth: float, expected: float) -> None:
@@ -37,7 +39,7 @@ def test_fod500_matches_anchor_table(focus: float, depth: float, expected: float
 
 @pytest.mark.parametrize(("focus", "depth", "expected"), [(1.0, 0.5, 27.4), (2.5, 1.0, 15.9), (6.0, 10.0, 1.8)])
 def test_nyuv2_matches_anchor_table(focus: float, depth: float, expected: float) -> None:
-    # anchors.md 2.3: DEReD optics, f = 50 mm, N = 8, p = 12 um
+    # docs/protocols.md, "Camera presets": DEReD optics, f = 50 mm, N = 8, p = 12 um
     got = float(coc_px(torch.tensor(depth, dtype=torch.float64), focus, NYUV2))
     assert got == pytest.approx(expected, abs=0.1)
     # hand value: A f / ((d - f) p) * |1 - d/z| with A = 6.25 mm
@@ -77,10 +79,42 @@ def test_gradients_finite() -> None:
     assert torch.autograd.gradcheck(lambda t: signed_coc_px(t, 0.7, FOD500), (z,))
 
 
-def test_sigma_constant() -> None:
-    assert SIGMA_PER_COC == 0.25
-    assert coc_to_sigma_px(torch.tensor(-8.0)) == pytest.approx(2.0)
-    assert coc_to_sigma_px(8.0, 0.3) == pytest.approx(2.4)
+def _second_moments(img: Tensor) -> tuple[float, float, float]:
+    """Per-axis second central moments (px^2) and total mass of a ``(H, W)`` non-negative image."""
+    h, w = img.shape
+    y = torch.arange(h, dtype=img.dtype)[:, None].expand(h, w)
+    x = torch.arange(w, dtype=img.dtype)[None, :].expand(h, w)
+    m = img.sum()
+    my, mx = (img * y).sum() / m, (img * x).sum() / m
+    return float((img * (y - my) ** 2).sum() / m), float((img * (x - mx) ** 2).sum() / m), float(m)
+
+
+def test_sigma_convention_blurs_a_point_like_the_disc_it_stands_for() -> None:
+    """SIGMA_PER_COC claims: a CoC of diameter c blurs like a uniform disc, per-axis variance c^2 / 16."""
+    c = 6.0
+    # a uniform disc of diameter c (supersampled 20x): its per-axis second moment is c^2 / 16
+    t = (torch.arange(-100.0, 100.0, dtype=torch.float64) + 0.5) / 20.0
+    disc = ((t[:, None] ** 2 + t[None, :] ** 2) <= (c / 2) ** 2).double()
+    var_y, var_x, _ = _second_moments(disc)
+    assert var_y / 400 == pytest.approx(c**2 / 16, rel=0.01) and var_x / 400 == pytest.approx(c**2 / 16, rel=0.01)
+    # render one bright pixel on a plane whose thin-lens CoC is c (default sigma convention)
+    cam = Camera(2.9e-3, 1.0, FOD500.pixel_size_m, 41, 41)
+    focus = 0.1
+    z = depth_from_signed_coc(torch.tensor(c, dtype=torch.float64), focus, cam)
+    assert float(coc_px(z, focus, cam)) == pytest.approx(c)
+    radiance = torch.zeros(1, 3, 41, 41, dtype=torch.float64)
+    radiance[..., 20, 20] = 1.0
+    depth = torch.full((1, 1, 41, 41), float(z), dtype=torch.float64)
+    # support 5 sigma: the default 3-sigma cut trims the tails (2.17 instead of 2.25 px^2 here), not what is tested
+    img = render_defocus(radiance, depth, torch.tensor([focus]), cam, backend="torch", support=5.0)["image"]
+    var_y, var_x, mass = _second_moments(img[0, 0])
+    assert var_y == pytest.approx(c**2 / 16, rel=0.02) and var_x == pytest.approx(c**2 / 16, rel=0.02)
+    assert mass == pytest.approx(1.0, rel=1e-3)  # the normalised kernel keeps the point's energy
+    # the knob scales the blur: D3-Net's 0.3 c gives (0.3 c)^2
+    img = render_defocus(radiance, depth, torch.tensor([focus]), cam, backend="torch", support=5.0, sigma_per_coc=0.3)
+    var_y, var_x, _ = _second_moments(img["image"][0, 0])
+    assert var_y == pytest.approx((0.3 * c) ** 2, rel=0.02) and var_x == pytest.approx((0.3 * c) ** 2, rel=0.02)
+    assert SIGMA_PER_COC * abs(-c) == coc_to_sigma_px(torch.tensor(-c))  # sign-blind
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,34 @@ def test_supervised_upper_bound_trains(tmp_path: Path) -> None:
     assert _falls(losses), losses
 
 
+def test_sdnet_stage_then_depthnet_stage_on_its_checkpoint(tmp_path: Path) -> None:
+    """The two-stage recipe: ``model.stage=sdnet``, then ``model.stage=depthnet`` with ``sdnet_ckpt``."""
+    losses, trainer, model, _ = _fit(tmp_path, 20, stage="sdnet")
+    assert _falls(losses), losses
+    L.seed_everything(0)  # as _fit does: the same initial weights
+    untouched = SDGSModule(sdnet_width=8, depthnet_width=8)
+    for name, value in model.depthnet.state_dict().items():  # SDNet alone trains in this stage
+        torch.testing.assert_close(value, untouched.depthnet.state_dict()[name], rtol=0, atol=0)
+    ckpt = tmp_path / "sdnet.ckpt"
+    trainer.save_checkpoint(ckpt)
+    saved = {
+        k[len("sdnet.") :]: v
+        for k, v in torch.load(ckpt, weights_only=False)["state_dict"].items()
+        if k.startswith("sdnet.")
+    }
+    assert saved
+
+    losses, _, model, _ = _fit(tmp_path, 30, stage="depthnet", sdnet_ckpt=str(ckpt))  # starts as the identity: slower
+    assert _falls(losses), losses
+    assert not any(p.requires_grad for p in model.sdnet.parameters())
+    assert model.sdnet.state_dict().keys() == saved.keys()
+    for name, value in model.sdnet.state_dict().items():  # frozen: still exactly the checkpoint's
+        torch.testing.assert_close(value, saved[name], rtol=0, atol=0)
+    assert any(  # while DepthNet did train
+        not torch.equal(v, untouched.depthnet.state_dict()[k]) for k, v in model.depthnet.state_dict().items()
+    )
+
+
 def test_nan_loss_stops_with_the_term_named(tmp_path: Path) -> None:
     with pytest.raises(FloatingPointError, match="loss term 'defocus'"):
         _fit(tmp_path, 5, callbacks=[NaNInputAt(step=2)])

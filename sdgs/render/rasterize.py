@@ -1,6 +1,6 @@
 """Depth-layered Gaussian rasterizer with two backends: pure PyTorch (everywhere) and gsplat (CUDA).
 
-Compositing semantics (design.md, Pipeline step 1). Plain 3DGS alpha compositing of per-pixel splats is
+Compositing semantics (docs/method.md, "Depth-layered compositing"). Plain 3DGS alpha compositing of per-pixel splats is
 not a defocus model (a plane comes out darker and barely blurred), so:
 
 1. Every Gaussian i has a *normalised* 2D kernel
@@ -48,7 +48,7 @@ def gsplat_available() -> bool:
     """One-time probe: gsplat imports and its CUDA kernels load on a CUDA device.
 
     Never call gsplat's CUDA wrappers with CPU tensors: with nvcc on PATH they try a JIT build first
-    (ecosystem.md A, "the nvcc JIT trap").
+    (docs/method.md, "Backends").
     """
     if not torch.cuda.is_available():
         return False

@@ -8,6 +8,7 @@ reported as missing and refitted, never trusted.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,15 +18,16 @@ import torch
 from torch import Tensor
 
 from sdgs.io import atomic_path
-from sdgs.splatting.fit import SplatFitConfig
+from sdgs.splatting.fit import SplatFit, SplatFitConfig
 
 __all__ = ["SplatCache"]
 
-FIELDS = ("depth", "radiance", "coc_targets", "confidence", "residual")
+#: The stored fields: exactly those of :class:`~sdgs.splatting.fit.SplatFit`.
+FIELDS = tuple(f.name for f in dataclasses.fields(SplatFit))
 
 
 class SplatCache:
-    """Per-sample store of :class:`~sdgs.render.fit.SplatFit` fields (unbatched tensors, CPU).
+    """Per-sample store of :class:`~sdgs.splatting.fit.SplatFit` fields (unbatched tensors, CPU).
 
     Args:
         root: cache folder (shared between runs is safe).

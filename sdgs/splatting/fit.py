@@ -11,7 +11,7 @@ Schedule (our choices, each a :class:`SplatFitConfig` field):
   PSF: every candidate plane blurs the radiance estimate per focus distance (kornia), the windowed
   photometric error picks a per-pixel soft-argmin. This is the classic depth-from-defocus search
   (Subbarao & Surya; Favaro & Soatto) and costs a few blurs. ``init="far"`` starts every pixel at
-  ``init_depth_m`` (2 m), as design.md suggests; it needs many more iterations.
+  ``init_depth_m`` (2 m); it needs many more iterations (docs/method.md, "Splatting stage").
 * **Radiance**: initialised from a sharpness-weighted composite of the stack (squared Laplacian focus
   measure, smoothed), never from a network's own predictions; refined with a lower learning rate.
 * **Coarse to fine**: the first iterations at half resolution (camera resized: the pixel pitch doubles, the
@@ -28,7 +28,7 @@ change is a small inverse-depth change, is unconstrained and gets a confidence n
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
 import kornia
@@ -44,6 +44,7 @@ from sdgs.optics import (
     bounded_inverse_depth,
     coc_to_sigma_px,
     inverse_depth_logit,
+    lens_gain_px,
     signed_coc_px,
 )
 from sdgs.render.defocus import render_defocus
@@ -106,7 +107,7 @@ class SplatFit:
     residual: Tensor
 
     def to_dict(self) -> dict[str, Tensor]:
-        return {k: getattr(self, k) for k in ("depth", "radiance", "coc_targets", "confidence", "residual")}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _grey(img: Tensor) -> Tensor:
@@ -203,9 +204,7 @@ def splat_confidence(
     cam = batched_camera(camera, 5, b, (h, w))
     d = focus.view(b, s, 1, 1, 1)
     sigma = coc_to_sigma_px(signed_coc_px(depth[:, None], d, cam), sigma_per_coc)  # (B,S,1,H,W)
-    f = cam.focal_length_m
-    gain = cam.aperture_m * f / ((d - f) * cam.pixel_size_m)  # px of CoC per unit (1 - d/z)
-    dsigma_dinv = sigma_per_coc * gain * d  # |d sigma / d(1/z)|, px * m
+    dsigma_dinv = sigma_per_coc * lens_gain_px(d, cam) * d  # |d sigma / d(1/z)|, px * m
     lap = kornia.filters.laplacian(rendered.reshape(-1, c, h, w), 3, border_type="replicate").reshape(b, s, c, h, w)
     jac = (sigma * lap.abs() * dsigma_dinv).pow(2).sum((1, 2))  # (B,H,W): sum over images and channels
     # a 5x5 patch constrains one depth: its information adds up (box mean x 25)
