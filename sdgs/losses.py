@@ -13,6 +13,7 @@ from torch import Tensor
 __all__ = [
     "photometric",
     "confidence_l1",
+    "log_depth_l1",
     "siamese_consistency",
     "smoothness",
 ]
@@ -33,6 +34,15 @@ def confidence_l1(pred: Tensor, target: Tensor, confidence: Tensor, eps: float =
     """Confidence-weighted L1: ``sum(c |pred - target|) / sum(c)``; all broadcastable ``(B, 1, H, W)``."""
     c = confidence.expand_as(pred)
     return (c * (pred - target).abs()).sum() / c.sum().clamp_min(eps)
+
+
+def log_depth_l1(pred_inv: Tensor, target_inv: Tensor, confidence: Tensor, eps: float = 1e-6) -> Tensor:
+    """Confidence-weighted L1 between log inverse depths ``(B, 1, H, W)`` (1/m), i.e. |log z - log z*|.
+
+    Scale-aware like AbsRel and δ: a 10 % error costs the same near and far, whereas CoC-space L1 hardly
+    moves for far-field errors (the CoC saturates with depth).
+    """
+    return confidence_l1(pred_inv.clamp_min(eps).log(), target_inv.clamp_min(eps).log(), confidence)
 
 
 def siamese_consistency(inv_a: Tensor, inv_b: Tensor) -> Tensor:

@@ -179,9 +179,18 @@ def _stack_rows(exp: Experiment, base: dict, cache: Path, say) -> dict[str, dict
 
 
 def run_table(
-    experiments: list[Experiment], out: str | Path = "results", force: bool = False, rows=ROWS, say=print
+    experiments: list[Experiment],
+    out: str | Path = "results",
+    force: bool = False,
+    rows=ROWS,
+    say=print,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run every runnable experiment's rows; returns ``{experiment: {row: result | needs}}``."""
+    """Run every runnable experiment's rows; returns ``{experiment: {row: result | needs}}``.
+
+    Splatting fits are cached per experiment (``<out>/<experiment>/splat_cache``) unless ``cache_dir`` names
+    one cache for all (variants of one dataset; the cache is keyed by data, sample, camera and settings).
+    """
     out = Path(out)
     table: dict[str, Any] = {}
     for exp in experiments:
@@ -205,7 +214,7 @@ def run_table(
             say(f"[{exp.name}] skipped: {'; '.join(missing)}")
             table[exp.name] = {"needs": missing, "peers": exp.peers}
             continue
-        cache = (out / exp.name / "splat_cache").resolve()
+        cache = Path(cache_dir or out / exp.name / "splat_cache").resolve()
         results: dict[str, Any] = {}
         t0 = time.perf_counter()
         for row in rows:

@@ -62,7 +62,9 @@ class SDGSModule(L.LightningModule):
         stage: ``joint``, ``sdnet`` or ``depthnet`` (module docstring).
         sdnet_width, sdnet_depth, depthnet_width, depthnet_depth: U-Net sizes.
         lr, weight_decay: AdamW settings; cosine decay over the run.
-        defocus_weight: SDNet signed-CoC L1 to the splatting targets (confidence-weighted).
+        defocus_weight: SDNet's term to the splatting targets (confidence-weighted), in ``target_space``.
+        target_space: ``"log_depth"`` = L1 of log inverse depth (the space AbsRel and δ live in) for both
+            SDNet and DepthNet; ``"coc"`` = SDNet signed-CoC L1 (px) and DepthNet relative inverse-depth L1.
         siamese_weight: agreement of the inverse depths two branches imply (<= 0.1: alone it pushes
             towards a focus-independent output).
         blur_weight: re-render a partner image from the splatting radiance and SDNet's depth; photometric.
@@ -89,6 +91,7 @@ class SDGSModule(L.LightningModule):
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         defocus_weight: float = 1.0,
+        target_space: Literal["log_depth", "coc"] = "coc",
         siamese_weight: float = 0.05,
         blur_weight: float = 0.5,
         depth_weight: float = 1.0,
@@ -107,6 +110,8 @@ class SDGSModule(L.LightningModule):
         super().__init__()
         if stage not in ("joint", "sdnet", "depthnet"):
             raise ValueError(f"model.stage must be 'joint', 'sdnet' or 'depthnet', got {stage!r}")
+        if target_space not in ("log_depth", "coc"):
+            raise ValueError(f"model.target_space must be 'log_depth' or 'coc', got {target_space!r}")
         self.save_hyperparameters()
         self.sdnet = SDNet(sdnet_width, sdnet_depth)
         self.depthnet = DepthNet(depthnet_width, depthnet_depth)
@@ -261,8 +266,12 @@ class SDGSModule(L.LightningModule):
         out_a = {k: v[:bsz] for k, v in both.items()}
         out_b = {k: v[bsz:] for k, v in both.items()}
         conf = targets["confidence"]
-        defocus = losses.confidence_l1(out_a["signed_coc"], targets["coc"][rows, a_idx], conf)
-        defocus = defocus + losses.confidence_l1(out_b["signed_coc"], targets["coc"][rows, b_idx], conf)
+        if hp.target_space == "log_depth":
+            defocus = losses.log_depth_l1(out_a["inv_depth"], targets["inv_depth"], conf)
+            defocus = defocus + losses.log_depth_l1(out_b["inv_depth"], targets["inv_depth"], conf)
+        else:
+            defocus = losses.confidence_l1(out_a["signed_coc"], targets["coc"][rows, a_idx], conf)
+            defocus = defocus + losses.confidence_l1(out_b["signed_coc"], targets["coc"][rows, b_idx], conf)
         terms = {
             "defocus": hp.defocus_weight * 0.5 * defocus,
             "siamese": hp.siamese_weight * losses.siamese_consistency(out_a["inv_depth"], out_b["inv_depth"]),
@@ -282,10 +291,13 @@ class SDGSModule(L.LightningModule):
         image, focus = batch["stack"][rows, a_idx], batch["focus_distance"][rows, a_idx]
         cam = batched_camera(batch["camera"], 4)
         ref = self.depthnet(image, sd["defocus"].detach(), focus, sd["depth"].detach(), cam)
+        if hp.target_space == "log_depth":
+            depth = losses.log_depth_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
+        else:
+            depth = losses.confidence_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
+            depth = depth / targets["inv_depth"].mean().clamp_min(1e-6)
         terms = {
-            "depth": hp.depth_weight
-            * losses.confidence_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
-            / targets["inv_depth"].mean().clamp_min(1e-6),
+            "depth": hp.depth_weight * depth,
             "smooth": hp.smooth_weight * losses.smoothness(ref["inv_depth"], image),
         }
         self._check_finite(terms)
