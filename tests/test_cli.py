@@ -104,6 +104,12 @@ def test_two_runs_in_two_folders_keep_to_their_own_and_resume(tmp_path: Path) ->
         assert "default_root_dir: runs/" + name in (run / "config.yaml").read_text()
     import torch
 
+    # same config and seed: the same weights, although run a fitted the splatting stage (cold cache) and run b
+    # read it back (warm cache) -- reruns of the results table must give the same numbers
+    weights = [torch.load(tmp_path / "runs" / n / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+               for n in ("a", "b")]  # fmt: skip
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     # a second fresh fit into a used folder is refused and changes nothing
     a_ckpt = tmp_path / "runs" / "a" / "checkpoints" / "last.ckpt"
     before = a_ckpt.stat().st_mtime_ns
