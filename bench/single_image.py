@@ -30,6 +30,10 @@ CURVES = {"trainer.check_val_every_n_epoch": 1}  # a validation per epoch: the l
 VARIANTS: dict[str, tuple[dict, tuple[str, ...]]] = {
     "coc": ({"model.target_space": "coc"}, ("self-supervised", "supervised")),
     "log_depth": ({"model.target_space": "log_depth"}, ("self-supervised", "supervised")),
+    "log_depth + blur inputs": (
+        {"model.target_space": "log_depth", "model.blur_inputs": True},
+        ("self-supervised", "supervised"),
+    ),
 }
 ABLATIONS: dict[str, dict] = {
     "log_depth, no Siamese consistency": {"model.target_space": "log_depth", "model.siamese_weight": 0.0},

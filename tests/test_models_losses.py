@@ -84,3 +84,19 @@ def test_siamese_consistency_and_smoothness() -> None:
     assert float(losses.siamese_consistency(inv, 2 * inv)) == pytest.approx(2 / 3, rel=1e-5)
     flat = torch.ones(1, 1, 8, 8)
     assert float(losses.smoothness(flat, torch.rand(1, 3, 8, 8))) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_blur_features_rank_sharpness_independent_of_contrast() -> None:
+    import kornia
+
+    from sdgs.models import blur_features
+
+    sharp = torch.rand(1, 3, 48, 48)
+    blurred = kornia.filters.gaussian_blur2d(sharp, (9, 9), (1.5, 1.5), border_type="reflect")
+    f_sharp, f_blur = blur_features(sharp), blur_features(blurred)
+    assert f_sharp.shape == (1, 4, 48, 48) and torch.isfinite(f_sharp).all()
+    sharpness = lambda f: (f[:, 0] - f[:, 3]).mean()  # noqa: E731  Laplacian energy against local contrast
+    assert sharpness(f_sharp) > sharpness(f_blur) + 0.1  # 0.1 = a factor e^0.4 = 1.5 in energy ratio
+    # halving the contrast moves every log-energy by the same amount: the sharpness cue stays
+    low = blur_features(0.25 + 0.5 * sharp)
+    assert torch.allclose(sharpness(low), sharpness(f_sharp), atol=0.05)

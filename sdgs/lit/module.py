@@ -61,6 +61,7 @@ class SDGSModule(L.LightningModule):
     Args:
         stage: ``joint``, ``sdnet`` or ``depthnet`` (module docstring).
         sdnet_width, sdnet_depth, depthnet_width, depthnet_depth: U-Net sizes.
+        blur_inputs: SDNet also sees local sharpness-vs-contrast features (:func:`sdgs.models.blur_features`).
         lr, weight_decay: AdamW settings; cosine decay over the run.
         defocus_weight: SDNet's term to the splatting targets (confidence-weighted), in ``target_space``.
         target_space: ``"log_depth"`` = L1 of log inverse depth (the space AbsRel and δ live in) for both
@@ -88,6 +89,7 @@ class SDGSModule(L.LightningModule):
         sdnet_depth: int = 3,
         depthnet_width: int = 16,
         depthnet_depth: int = 3,
+        blur_inputs: bool = False,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         defocus_weight: float = 1.0,
@@ -113,7 +115,7 @@ class SDGSModule(L.LightningModule):
         if target_space not in ("log_depth", "coc"):
             raise ValueError(f"model.target_space must be 'log_depth' or 'coc', got {target_space!r}")
         self.save_hyperparameters()
-        self.sdnet = SDNet(sdnet_width, sdnet_depth)
+        self.sdnet = SDNet(sdnet_width, sdnet_depth, blur_inputs=blur_inputs)
         self.depthnet = DepthNet(depthnet_width, depthnet_depth)
         self.renderer: DefocusRenderer | None = None
         # one collection per split: refined depth on all / near pixels, and z0; test adds one per focus index

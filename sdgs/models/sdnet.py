@@ -15,7 +15,30 @@ from sdgs.optics import (
     signed_coc_from_inverse_depth,
 )
 
-__all__ = ["SDNet", "DepthNet", "bounded_inverse_depth", "focus_plane"]
+__all__ = ["SDNet", "DepthNet", "blur_features", "bounded_inverse_depth", "focus_plane"]
+
+#: channels of :func:`blur_features`
+BLUR_CHANNELS = 4
+
+
+def blur_features(image: Tensor, window: int = 7, eps: float = 1e-4) -> Tensor:
+    """Local blur cues of ``image`` (B,3,H,W) in [0,1] → (B, 4, H, W), roughly zero-mean.
+
+    Log local energy of the Laplacian (the top octave, where defocus removes detail) and of the gradient,
+    each at the pixel and over a ``window`` box, against the log local contrast. Their differences are a
+    contrast-normalised sharpness, i.e. blur independent of texture strength; the network gets the raw
+    logs and learns the ratio. Pure kornia filters (reflect borders), differentiable, no parameters.
+    """
+    import kornia
+
+    grey = image.mean(1, keepdim=True)
+    box = lambda t: kornia.filters.box_blur(t, (window, window), border_type="reflect")  # noqa: E731
+    lap = kornia.filters.laplacian(grey, 3, border_type="reflect")
+    grad = kornia.filters.spatial_gradient(grey, mode="sobel").pow(2).sum(2)
+    contrast = (box(grey**2) - box(grey) ** 2).clamp_min(0)
+    feats = [box(lap**2), box(grad), kornia.filters.box_blur(lap**2, (3, 3), border_type="reflect"), contrast]
+    # log compresses the many decades of energy; the offsets centre typical values of natural images
+    return torch.cat([(f + eps).log() / 4.0 + 2.2 for f in feats], 1)
 
 
 def focus_plane(focus_m: Tensor, like: Tensor, near_m: float, far_m: float) -> Tensor:
@@ -34,11 +57,14 @@ class SDNet(nn.Module):
 
     Args:
         width, depth: U-Net size (width 16 / depth 3 is the CPU quickstart; width 32 / depth 4 for GPUs).
+        blur_inputs: also feed :func:`blur_features` (local sharpness vs contrast), so the network starts
+            from the blur cue instead of having to discover the top-octave energy itself.
     """
 
-    def __init__(self, width: int = 16, depth: int = 3) -> None:
+    def __init__(self, width: int = 16, depth: int = 3, blur_inputs: bool = False) -> None:
         super().__init__()
-        self.net = UNet(4, 1, width, depth)
+        self.blur_inputs = blur_inputs
+        self.net = UNet(4 + BLUR_CHANNELS * blur_inputs, 1, width, depth)
 
     def forward(self, image: Tensor, focus_m: Tensor, camera: Camera) -> dict[str, Tensor]:
         """Args: ``image`` (B,3,H,W) in [0,1]; ``focus_m`` (B,); ``camera`` batched (fields (B,1,1,1)).
@@ -47,8 +73,10 @@ class SDNet(nn.Module):
         ``depth`` (B,1,H,W) m.
         """
         near, far = camera.depth_range_m
-        x = torch.cat([image * 2 - 1, focus_plane(focus_m, image, near, far) * 2 - 1], 1)
-        inv = bounded_inverse_depth(self.net(x), near, far)
+        x = [image * 2 - 1, focus_plane(focus_m, image, near, far) * 2 - 1]
+        if self.blur_inputs:
+            x.append(blur_features(image))
+        inv = bounded_inverse_depth(self.net(torch.cat(x, 1)), near, far)
         coc = signed_coc_from_inverse_depth(inv, focus_m.view(-1, 1, 1, 1), camera)
         return {"signed_coc": coc, "defocus": coc.abs(), "inv_depth": inv, "depth": 1.0 / inv}
 
