@@ -346,6 +346,14 @@ def predict_stack_main(argv: Sequence[str]) -> int:
             "protocol": "eigen: valid = near < gt < far (camera depth_range_m), prediction clamped; "
             f"AbsRel, RMSE (m), delta1 (fraction); 'confident' = confidence >= {CONFIDENT}",
             "scenes": metrics,
+            "mean": {  # unweighted mean over the scenes with ground truth
+                part: {
+                    k: round(float(np.mean([m[part][k] for m in metrics.values() if m[part]])), 4)
+                    for k in ("abs_rel", "rmse", "delta1")
+                }
+                for part in ("all", "confident")
+                if any(m[part] for m in metrics.values())
+            },
         }
         with atomic_path(out / "metrics.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2))
