@@ -14,8 +14,9 @@ resized (aspect kept) to the camera's width, fitted there, and the results are r
 size. Large images (downscale-and-refine, not tiling): when that working size exceeds ``--max_pixels``, the
 stack is downscaled further (the pixel pitch grows with it, so the optics stay exact) and fitted at the
 reduced size; the depth is then upsampled and refined at full size by a guided filter steered by the
-full-size sharpness composite, and the all-in-focus image gets the composite's fine detail back. Fit memory
-and time therefore depend on ``--max_pixels``, not on the photo size; the working size is printed.
+full-size sharpness composite, and the all-in-focus image gets the composite's fine detail back. The fit's
+time and memory depend on ``--max_pixels``, not on the photo size; the full-size steps add a few GB at 12 MP
+(``bench/predict_stack.json``: 6.7 GB peak at 12 MP, 3.2 GB at 640x480). The working size is printed.
 
 If a scene folder holds ground truth (``depth.png`` mm / ``depth.exr`` / ``depth.npy`` m, the images'
 size), AbsRel, RMSE and delta1 are printed and written to ``OUT/metrics.json`` (Eigen protocol:
@@ -252,14 +253,19 @@ def _write_outputs(out: Path, name: str, image: np.ndarray, focus: float, pred: 
         _save_preview(tmp[4], image, focus, pred)
 
 
-def _find_scenes(root: Path) -> list[Path]:
-    """``root`` itself when it holds a stack.json, else its sub-folders that hold a stack.json or images."""
+def _find_scenes(root: Path, out: Path) -> list[Path]:
+    """``root`` itself when it holds a stack.json, else its sub-folders that hold a stack.json or images.
+
+    ``out`` is never a scene (``--out`` inside ``--stack`` holds our own PNGs on a rerun).
+    """
     if (root / "stack.json").is_file():
         return [root]
     return sorted(
         p
         for p in root.iterdir()
-        if p.is_dir() and ((p / "stack.json").is_file() or any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()))
+        if p.is_dir()
+        and p.resolve() != out.resolve()
+        and ((p / "stack.json").is_file() or any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()))
     )
 
 
@@ -293,7 +299,8 @@ def predict_stack_main(argv: Sequence[str]) -> int:
             f"sdgs predict: error: --stack {root} is not a folder (a scene folder or a folder of them)", file=sys.stderr
         )
         return 2
-    scenes = _find_scenes(root)
+    out = Path(args.out)
+    scenes = _find_scenes(root, out)
     if not scenes:
         print(f"sdgs predict: error: no scene folders (stack.json + images) in {root}", file=sys.stderr)
         return 2
@@ -304,7 +311,6 @@ def predict_stack_main(argv: Sequence[str]) -> int:
     except (TypeError, ValueError) as err:
         print(f"sdgs predict: error: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     done: list[str] = []
     failed: list[str] = []
@@ -316,9 +322,15 @@ def predict_stack_main(argv: Sequence[str]) -> int:
             images, focus, camera, gt = _load_scene(scene)
             s, h, w, _ = images.shape
             stack = torch.from_numpy(images).permute(0, 3, 1, 2).to(args.device)
-            ww = working_camera(camera, h, w, args.max_pixels)
-            mode = "downscale-and-refine" if ww.width_px * ww.height_px < h * w else "resized to the camera width"
-            print(f"{name}: {s} images {w}x{h} px, working resolution {ww.width_px}x{ww.height_px} ({mode})")
+            work_cam = working_camera(camera, h, w, args.max_pixels)
+            mode = (
+                "downscale-and-refine"
+                if work_cam.width_px * work_cam.height_px < h * w
+                else "resized to the camera width"
+            )
+            print(
+                f"{name}: {s} images {w}x{h} px, working resolution {work_cam.width_px}x{work_cam.height_px} ({mode})"
+            )
             with tqdm(total=config.iters, desc=name, unit="it", leave=False) as bar:
                 pred = predict_scene(stack, focus, camera, config, args.max_pixels, on_step=lambda: bar.update(1))
             del stack
@@ -326,7 +338,7 @@ def predict_stack_main(argv: Sequence[str]) -> int:
                 raise RuntimeError("the fit produced non-finite depth; try --backend torch or fewer --iters")
             _write_outputs(out, name, images[0], focus[0], pred)
             seconds = time.perf_counter() - t0
-            line = f"{name}: {seconds:.1f} s ({w}x{h}, fitted at {ww.width_px}x{ww.height_px})"
+            line = f"{name}: {seconds:.1f} s ({w}x{h}, fitted at {work_cam.width_px}x{work_cam.height_px})"
             if gt is not None:
                 m = _metrics(pred.depth, pred.confidence, gt, camera)
                 metrics[name] = {**m, "seconds": round(seconds, 2)}
