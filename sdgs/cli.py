@@ -3,7 +3,8 @@
 ``sdgs fit|validate|test|predict`` are LightningCLI subcommands (configs in ``lightning_configs/``);
 ``sdgs synth`` writes a procedural dataset in FoD500 format; ``sdgs splat`` precomputes the
 splatting-stage cache of a config's dataset; ``sdgs predict --input PHOTOS`` writes depth maps for
-users' photos (``sdgs predict --config`` without ``--input`` is LightningCLI's predict). Tool
+users' photos and ``sdgs predict --stack DIR`` for their focal stacks, no checkpoint needed
+(``sdgs predict --config`` without either is LightningCLI's predict). Tool
 subcommands parse their own arguments with jsonargparse, so ``--help`` works on each.
 """
 
@@ -55,9 +56,17 @@ TOOLS: dict[str, Callable[[Sequence[str]], int]] = {"synth": synth_main, "splat"
 
 
 def _user_predict(argv: Sequence[str]) -> int:
+    if _has_option(argv, "--stack"):
+        from sdgs.predict_stack import predict_stack_main
+
+        return predict_stack_main(argv)
     from sdgs.predict import predict_main
 
     return predict_main(argv)
+
+
+def _has_option(argv: Sequence[str], name: str) -> bool:
+    return any(a == name or a.startswith(f"{name}=") for a in argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int | None:
@@ -65,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int | None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TOOLS:
         return TOOLS[argv[0]](argv[1:])
-    if argv[:1] == ["predict"] and any(a == "--input" or a.startswith("--input=") for a in argv):
-        return _user_predict(argv[1:])  # photos -> depth files; `sdgs predict --config` stays LightningCLI
+    if argv[:1] == ["predict"] and (_has_option(argv, "--input") or _has_option(argv, "--stack")):
+        return _user_predict(argv[1:])  # photos / focal stacks -> depth files; `--config` stays LightningCLI
     from sdgs.lit.cli import run_lightning_cli
 
     run_lightning_cli(argv)

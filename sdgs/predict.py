@@ -44,7 +44,7 @@ def exif_focus_distance(path: Path) -> float | None:
         return None
 
 
-def _save_png16(path: Path, depth_m: np.ndarray) -> None:
+def save_png16(path: Path, depth_m: np.ndarray) -> None:
     from PIL import Image
 
     mm = np.clip(np.round(depth_m * 1000.0), 0, 65535).astype(np.uint16)
@@ -178,7 +178,7 @@ def predict_main(argv: Sequence[str]) -> int:
             depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
             with open(temps[0], "wb") as f:  # a handle: np.save would append ".npy" to the temporary name
                 np.save(f, depth.astype(np.float32))
-            _save_png16(temps[1], depth)
+            save_png16(temps[1], depth)
             _save_vis(temps[2], rgb, depth, temps[3])
             for tmp, final in zip(temps, targets):
                 os.replace(tmp, final)

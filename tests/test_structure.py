@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-CLI_TOOLS = {"sdgs/cli.py", "sdgs/predict.py"}
+CLI_TOOLS = {"sdgs/cli.py", "sdgs/predict.py", "sdgs/predict_stack.py"}
 
 
 def imported_modules(path: Path) -> set[str]:

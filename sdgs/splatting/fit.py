@@ -28,6 +28,7 @@ change is a small inverse-depth change, is unconstrained and gets a confidence n
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
@@ -229,6 +230,7 @@ def fit_gaussians(
     iters: int | None = None,
     lr: float | None = None,
     config: SplatFitConfig | None = None,
+    on_step: Callable[[], None] | None = None,
 ) -> SplatFit:
     """Fit per-pixel Gaussians to focal stacks; self-supervised depth for each scene of the batch.
 
@@ -238,6 +240,7 @@ def fit_gaussians(
         camera: optics (Camera, preset name, or ``batch["camera"]``); ``depth_range_m`` bounds the depth.
         iters, lr: override the config's iterations / depth learning rate.
         config: :class:`SplatFitConfig` (defaults if None).
+        on_step: called after every optimisation step (``config.iters`` calls in all), e.g. a progress bar.
 
     Returns:
         :class:`SplatFit`. Deterministic for given inputs (no random initialisation).
@@ -249,10 +252,16 @@ def fit_gaussians(
     with torch.inference_mode(False), torch.enable_grad():
         if isinstance(camera, dict):
             camera = {k: v.clone() for k, v in camera.items()}
-        return _fit(stack.clone(), focus_distance.clone(), camera, cfg)
+        return _fit(stack.clone(), focus_distance.clone(), camera, cfg, on_step)
 
 
-def _fit(stack: Tensor, focus_distance: Tensor, camera: Camera | dict | str, cfg: SplatFitConfig) -> SplatFit:
+def _fit(
+    stack: Tensor,
+    focus_distance: Tensor,
+    camera: Camera | dict | str,
+    cfg: SplatFitConfig,
+    on_step: Callable[[], None] | None = None,
+) -> SplatFit:
     b, s, c, h, w = stack.shape
     cam_full = batched_camera(camera, 4, b, (h, w))  # also builds a batched camera from batch["camera"]
     near, far = cam_full.depth_range_m
@@ -287,6 +296,8 @@ def _fit(stack: Tensor, focus_distance: Tensor, camera: Camera | dict | str, cfg
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if on_step is not None:
+                on_step()
         return theta.detach(), radiance.detach()
 
     n_coarse = int(round(cfg.iters * cfg.coarse_fraction)) if min(h, w) >= 32 else 0
