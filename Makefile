@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-train reproduce-table quickstart-ckpt synth clean
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-train reproduce-table quickstart-ckpt synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ bench-render:  ## renderer speed and memory vs the naive reference -> bench/rend
 
 bench-splat:  ## splatting-stage depth quality and seconds per scene -> bench/splat.json
 	$(PYTHON) -m bench.splat --out bench/splat.json
+
+bench-splat-real:  ## splatting stage on real textures (DFD-indoor; data dir from SDGS_DFD_INDOOR_DIR) -> bench/splat_real.json, docs/splat_real.png
+	$(PYTHON) -m bench.splat_real --out bench/splat_real.json
 
 bench-train:  ## quickstart quality bar (self-sup vs supervised vs constant) -> bench/quickstart.json
 	$(PYTHON) -m bench.train --out bench/quickstart.json
