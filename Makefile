@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-predict-stack bench-train bench-single-image gpu-check reproduce-table quickstart-ckpt synth clean
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-predict-stack bench-train bench-single-image gpu-check reproduce-table quickstart-ckpt synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench-splat:  ## splatting-stage depth quality and seconds per scene -> bench/sp
 
 bench-predict-stack:  ## sdgs predict --stack seconds and peak memory at 640x480 and 12 MP -> bench/predict_stack.json
 	$(PYTHON) -m bench.predict_stack --out bench/predict_stack.json
+
+bench-splat-real:  ## splatting stage on real textures (DFD-indoor; data dir from SDGS_DFD_INDOOR_DIR) -> bench/splat_real.json, docs/splat_real.png
+	$(PYTHON) -m bench.splat_real --out bench/splat_real.json
 
 bench-train:  ## quickstart quality bar (self-sup vs supervised vs constant) -> bench/quickstart.json
 	$(PYTHON) -m bench.train --out bench/quickstart.json

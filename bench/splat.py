@@ -20,7 +20,7 @@ from bench.common import write_json
 from datamodules.procedural import SPLIT_OFFSETS, render_scene
 from sdgs.baselines import median_depth
 from sdgs.metrics import DepthMetrics
-from sdgs.optics import FOD500
+from sdgs.optics import FOD500, Camera
 from sdgs.splatting import SplatFitConfig, fit_gaussians
 
 
@@ -42,15 +42,35 @@ def evaluate(pred: torch.Tensor, gt: torch.Tensor) -> dict:
     return out
 
 
-def fit_all(stack, cam, cfg: SplatFitConfig, batch: int = 8, device: str = "cpu") -> tuple[torch.Tensor, float]:
-    focus = torch.tensor(cam.focus_distances_m, device=device).expand(stack.shape[0], -1)
-    out, t0 = [], time.perf_counter()
+def fit_fields(
+    stack: torch.Tensor,
+    focus: torch.Tensor,
+    camera: Camera | dict,
+    cfg: SplatFitConfig,
+    batch: int = 8,
+    device: str = "cpu",
+    keep: tuple[str, ...] = ("depth",),
+) -> tuple[dict[str, torch.Tensor], float]:
+    """Fit ``(N, S, 3, H, W)`` stacks in batches; the ``keep`` fields of :class:`SplatFit` and s per scene.
+
+    ``camera`` is a Camera or a collated ``batch["camera"]`` dict of ``(N,)`` tensors (sliced per batch).
+    """
+    out: dict[str, list] = {k: [] for k in keep}
+    t0 = time.perf_counter()
     for i in range(0, stack.shape[0], batch):
-        fit = fit_gaussians(stack[i : i + batch].to(device), focus[i : i + batch], cam, config=cfg)
-        out.append(fit.depth.cpu())
+        cam = camera if isinstance(camera, Camera) else {k: v[i : i + batch] for k, v in camera.items()}
+        fit = fit_gaussians(stack[i : i + batch].to(device), focus[i : i + batch].to(device), cam, config=cfg)
+        for k in keep:
+            out[k].append(getattr(fit, k).cpu())
     if device == "cuda":
         torch.cuda.synchronize()
-    return torch.cat(out), (time.perf_counter() - t0) / stack.shape[0]
+    return {k: torch.cat(v) for k, v in out.items()}, (time.perf_counter() - t0) / stack.shape[0]
+
+
+def fit_all(stack, cam, cfg: SplatFitConfig, batch: int = 8, device: str = "cpu") -> tuple[torch.Tensor, float]:
+    focus = torch.tensor(cam.focus_distances_m).expand(stack.shape[0], -1)
+    fits, sec = fit_fields(stack, focus, cam, cfg, batch, device)
+    return fits["depth"], sec
 
 
 def main() -> None:

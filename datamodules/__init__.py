@@ -1,7 +1,9 @@
-"""Datasets and LightningDataModules: FoD500, NYUv2 (synthesised defocus), procedural default, user stacks."""
+"""Datasets and LightningDataModules: FoD500, NYUv2 (synthesised defocus), DFD-indoor (real DSLR blur), procedural
+default, user stacks."""
 
 from datamodules.base import FocalStackDataModule, StackDataset
 from datamodules.defocus import synthesize_focal_stack
+from datamodules.dfd_indoor import DFDIndoorDataModule, DFDIndoorDataset
 from datamodules.fod500 import FoD500DataModule, FoD500Dataset
 from datamodules.folder import FocalStackFolderDataModule, FocalStackFolderDataset
 from datamodules.io import DataError
@@ -10,6 +12,8 @@ from datamodules.procedural import ProceduralDataset, SyntheticDataModule, make_
 
 __all__ = [
     "DataError",
+    "DFDIndoorDataModule",
+    "DFDIndoorDataset",
     "FocalStackFolderDataModule",
     "FocalStackFolderDataset",
     "FoD500DataModule",

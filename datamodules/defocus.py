@@ -19,16 +19,19 @@ not darkened and no reflected content is invented.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
 import kornia
+import numpy as np
 import torch
 from torch import Tensor
 
+from sdgs.io import atomic_path
 from sdgs.optics import SIGMA_PER_COC, Camera, coc_px, coc_to_sigma_px
 from sdgs.render.rasterize import layer_ids_from_depths
 
-__all__ = ["synthesize_focal_stack", "depth_layers"]
+__all__ = ["synthesize_focal_stack", "synthesize_stack_cached", "depth_layers"]
 
 _MIN_SIGMA_PX = 1e-3  # kornia needs sigma > 0; at 1e-3 px the kernel is an exact delta in float32
 
@@ -103,6 +106,42 @@ def synthesize_focal_stack(
     if method != "layered":
         raise ValueError(f"unknown synthesis method {method!r}: use 'layered' or 'splat'")
     return _layered(rgb, depth_m, focus, camera, num_layers, sigma_per_coc)
+
+
+def synthesize_stack_cached(
+    rgb: Tensor, depth_m: Tensor, camera: Camera, num_layers: int, cache_file: Path | None = None
+) -> Tensor:
+    """One sample's 8-bit-quantised focal stack at ``camera.focus_distances_m``, cached on disk if asked.
+
+    The datasets' one synthesis path (NYUv2, DFD-indoor). Depth below the camera's near bound is clamped
+    to it; a cache entry (uint8 ``.npy``, written atomically) is reused when it loads and has the image's
+    size, and re-synthesised otherwise (a corrupt entry is never trusted).
+
+    Args:
+        rgb: ``(3, H, W)`` sharp colours in [0, 1].
+        depth_m: ``(1, H, W)`` depth (m), > 0 (fill invalid pixels first).
+        camera: synthesis optics; its focus distances make the stack.
+        num_layers: depth slabs of the layered synthesis.
+        cache_file: ``.npy`` path, or None for no cache.
+
+    Returns:
+        ``(S, 3, H, W)`` float32 in [0, 1], multiples of 1/255.
+    """
+    if cache_file is not None and cache_file.is_file():
+        try:
+            stack = torch.from_numpy(np.load(cache_file)).float() / 255.0
+        except Exception:  # a corrupt cache entry is re-synthesised, never trusted
+            stack = None
+        if stack is not None and stack.shape[-2:] == rgb.shape[-2:]:
+            return stack
+    focus = torch.tensor(camera.focus_distances_m)
+    near = camera.depth_range_m[0]
+    stack = synthesize_focal_stack(rgb[None], depth_m.clamp_min(near)[None], focus, camera, num_layers=num_layers)
+    stack = torch.round(stack[0] * 255) / 255  # what an 8-bit camera would store
+    if cache_file is not None:
+        with atomic_path(cache_file) as tmp:
+            np.save(tmp, (stack * 255).round().to(torch.uint8).numpy())
+    return stack
 
 
 def _layered(rgb: Tensor, depth_m: Tensor, focus: Tensor, camera: Camera, k: int, sigma_per_coc: float) -> Tensor:

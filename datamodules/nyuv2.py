@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.base import FocalStackDataModule, StackDataset, make_item
-from datamodules.defocus import synthesize_focal_stack
-from datamodules.io import DataError, atomic_path
+from datamodules.defocus import synthesize_stack_cached
+from datamodules.io import DataError
 from sdgs.metrics import EIGEN_CROP
 from sdgs.optics import NYUV2, Camera, get_camera
 
@@ -173,23 +173,7 @@ class NYUv2Dataset(StackDataset):
         rgb, depth, cam = self._frame(idx)
         if torch.isnan(depth).any():
             raise DataError(f"{self.describe(i)}: depth holds NaN; the labeled set's depths are in-painted")
-        cached = self._cache_file(idx)
-        if cached is not None and cached.is_file():
-            try:
-                stack = torch.from_numpy(np.load(cached)).float() / 255.0
-            except Exception:  # a corrupt cache entry is re-synthesised, never trusted
-                stack = None
-            if stack is not None and stack.shape[-2:] == rgb.shape[-2:]:
-                return make_item(stack, cam.focus_distances_m, depth, cam, i)
-        near = cam.depth_range_m[0]
-        focus = torch.tensor(cam.focus_distances_m)
-        stack = synthesize_focal_stack(rgb[None], depth.clamp_min(near)[None], focus, cam, num_layers=self.num_layers)[
-            0
-        ]
-        stack = torch.round(stack * 255) / 255
-        if cached is not None:
-            with atomic_path(cached) as tmp:
-                np.save(tmp, (stack * 255).round().to(torch.uint8).numpy())
+        stack = synthesize_stack_cached(rgb, depth, cam, self.num_layers, self._cache_file(idx))
         return make_item(stack, cam.focus_distances_m, depth, cam, i)
 
 

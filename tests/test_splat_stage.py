@@ -186,3 +186,21 @@ def test_callback_cuts_cached_full_fit_to_the_batch_crop(tmp_path: Path) -> None
     from datamodules.base import apply_crop
 
     assert torch.equal(batch["initial_depth"][0], apply_crop(full["depth"], batch["crop"][0]))
+
+
+def test_sweep_planes_uniform_in_log_inverse_depth() -> None:
+    from dataclasses import replace as dc_replace
+
+    from sdgs.splatting.fit import sweep_planes
+
+    cfg = SplatFitConfig()
+    planes = sweep_planes(CAM, cfg, torch.float64, torch.device("cpu"))
+    near, far = CAM.depth_range_m
+    assert planes.shape == (cfg.sweep_planes,)
+    torch.testing.assert_close(planes[[0, -1]], torch.tensor([1 / far, 1 / near], dtype=torch.float64))
+    ratios = planes[1:] / planes[:-1]
+    torch.testing.assert_close(ratios, ratios[:1].expand_as(ratios))  # constant relative step
+    linear = sweep_planes(CAM, dc_replace(cfg, sweep_spacing="inverse"), torch.float64, torch.device("cpu"))
+    torch.testing.assert_close(linear[1:] - linear[:-1], (linear[1:] - linear[:-1])[:1].expand(len(linear) - 1))
+    with pytest.raises(ValueError, match="sweep_spacing"):
+        sweep_planes(CAM, dc_replace(cfg, sweep_spacing="cubic"), torch.float64, torch.device("cpu"))

@@ -8,8 +8,9 @@ smoothness of the inverse depth. No ground-truth depth is read.
 Schedule (our choices, each a :class:`SplatFitConfig` field):
 
 * **Initial depth**: ``init="sweep"`` (default) runs a plane sweep with the same thin lens and Gaussian
-  PSF: every candidate plane blurs the radiance estimate per focus distance (kornia), the windowed
-  photometric error picks a per-pixel soft-argmin. This is the classic depth-from-defocus search
+  PSF: every candidate plane (uniform in log inverse depth) blurs the radiance estimate per focus
+  distance (kornia), the photometric error aggregated by a guided filter (guide: the radiance estimate)
+  picks a per-pixel soft-argmin at a low temperature. This is the classic depth-from-defocus search
   (Subbarao & Surya; Favaro & Soatto) and costs a few blurs. ``init="far"`` starts every pixel at
   ``init_depth_m`` (2 m); it needs many more iterations (docs/method.md, "Splatting stage").
 * **Radiance**: initialised from a sharpness-weighted composite of the stack (squared Laplacian focus
@@ -76,14 +77,18 @@ class SplatFitConfig:
     init: Literal["sweep", "far"] = "sweep"
     init_depth_m: float = 2.0
     sweep_planes: int = 32
-    sweep_window: int = 7
+    sweep_window: int = 15
+    sweep_spacing: Literal["inverse", "log_inverse"] = "log_inverse"
+    sweep_filter: Literal["box", "guided"] = "guided"
+    sweep_guided_eps: float = 1e-3
+    sweep_temperature: float = 0.001
     num_layers: int = 8
     ssim_weight: float = 0.85
     smooth_weight: float = 0.02
     sigma_per_coc: float = SIGMA_PER_COC
     backend: str = "auto"
     confidence_rel_error: float = 0.3
-    version: int = 1  # bump when the algorithm changes: invalidates caches
+    version: int = 2  # bump when the algorithm changes: invalidates caches
 
     def key(self) -> dict:
         return asdict(self)
@@ -157,23 +162,50 @@ def _inv_bounds(camera: Camera) -> tuple[float, float]:
     return 1.0 / far, 1.0 / near
 
 
-def plane_sweep(stack: Tensor, focus: Tensor, camera: Camera, radiance: Tensor, cfg: SplatFitConfig) -> Tensor:
-    """Per-pixel inverse depth (1/m) ``(B, 1, H, W)`` minimising the windowed stack error over planes."""
-    b, s, c, h, w = stack.shape
+def sweep_planes(camera: Camera, cfg: SplatFitConfig, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Candidate inverse depths (1/m) ``(J,)`` over the camera's depth range, near last.
+
+    ``"inverse"``: uniform in inverse depth (uniform in CoC); ``"log_inverse"``: uniform in log inverse depth,
+    the fit's own parameterisation (constant relative depth steps, so a wide range such as 0.1-10 m does
+    not spend most planes nearer than the scene).
+    """
     lo, hi = _inv_bounds(camera)
-    planes = torch.linspace(lo, hi, cfg.sweep_planes, dtype=stack.dtype, device=stack.device)
+    if cfg.sweep_spacing == "log_inverse":
+        return torch.logspace(math.log10(lo), math.log10(hi), cfg.sweep_planes, dtype=dtype, device=device)
+    if cfg.sweep_spacing != "inverse":
+        raise ValueError(f"sweep_spacing must be 'inverse' or 'log_inverse', got {cfg.sweep_spacing!r}")
+    return torch.linspace(lo, hi, cfg.sweep_planes, dtype=dtype, device=device)
+
+
+def plane_sweep(stack: Tensor, focus: Tensor, camera: Camera, radiance: Tensor, cfg: SplatFitConfig) -> Tensor:
+    """Per-pixel inverse depth (1/m) ``(B, 1, H, W)`` minimising the windowed stack error over planes.
+
+    The per-plane error is aggregated over a window: a box (``sweep_filter="box"``), or a guided filter
+    with the radiance estimate as guide (``"guided"``, as cost-volume filtering in stereo matching), which
+    keeps the window on one side of an image edge so that depth edges follow object outlines.
+    """
+    b, s, c, h, w = stack.shape
+    planes = sweep_planes(camera, cfg, stack.dtype, stack.device)
     cam = batched_camera(camera, 3, b, (h, w))  # fields (B, 1, 1)
-    costs = []
+    errors = []
     for inv in planes:
         sig = coc_to_sigma_px(signed_coc_px(1.0 / inv, focus[:, :, None], cam), cfg.sigma_per_coc)  # (B,S,1)
         pred = _blur_per_sample(radiance[:, None].expand(b, s, c, h, w).reshape(-1, c, h, w), sig.reshape(-1))
-        err = (pred.reshape(b, s, c, h, w) - stack).abs().mean((1, 2))[:, None]  # (B,1,H,W)
-        k = cfg.sweep_window
-        costs.append(kornia.filters.box_blur(err, (k, k), border_type="replicate"))
-    cost = torch.cat(costs, 1)  # (B,J,H,W)
-    # soft-argmin with a temperature relative to each pixel's cost spread
+        errors.append((pred.reshape(b, s, c, h, w) - stack).abs().mean((1, 2))[:, None])  # (B,1,H,W)
+    err = torch.cat(errors, 1)  # (B,J,H,W)
+    k = cfg.sweep_window
+    if cfg.sweep_filter == "guided":
+        cost = kornia.filters.guided_blur(_grey(radiance), err, k, cfg.sweep_guided_eps, border_type="replicate")
+    elif cfg.sweep_filter == "box":
+        cost = kornia.filters.box_blur(err, (k, k), border_type="replicate")
+    else:
+        raise ValueError(f"sweep_filter must be 'box' or 'guided', got {cfg.sweep_filter!r}")
+    # soft-argmin with a temperature relative to each pixel's cost spread; a low one (0.001, nearly the argmin)
+    # keeps flat-cost pixels from averaging towards the middle of the range (bench/splat_real.json)
     spread = (cost.amax(1, keepdim=True) - cost.amin(1, keepdim=True)).clamp_min(1e-6)
-    prob = torch.softmax(-(cost - cost.amin(1, keepdim=True)) / (0.05 * spread), 1)
+    prob = torch.softmax(-(cost - cost.amin(1, keepdim=True)) / (cfg.sweep_temperature * spread), 1)
+    if cfg.sweep_spacing == "log_inverse":  # average where the planes are uniform
+        return torch.exp((prob * planes.log().view(1, -1, 1, 1)).sum(1, keepdim=True))
     return (prob * planes.view(1, -1, 1, 1)).sum(1, keepdim=True)
 
 

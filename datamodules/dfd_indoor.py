@@ -1,0 +1,287 @@
+"""D3-Net's real DSLR indoor depth-from-defocus set (Carvalho et al., 3DRW ECCV Workshop 2018).
+
+Layout as published (``marcelampc/d3net_depth_estimation``, ``dfd_datasets/dfd_indoor/``)::
+
+    <data_dir>/dfd_dataset_indoor_<N2_8|N8>/rgb/<train|test>/<timestamp>.JPG     645x432 RGB
+    <data_dir>/dfd_dataset_indoor_<N2_8|N8>/depth/<train|test>/<timestamp>.png   uint16 mm, 0 = invalid
+
+Names are capture timestamps (``2018-04-26T17:26:34.505212``); an image and its depth map differ by up
+to 0.3 s. Each image is paired with the depth of the NEAREST timestamp, never by sorted order: in the
+public test split one image has no depth partner and sorted order shifts 9 of 29 pairs. Images with no
+depth within ``max_gap_s`` are left out with one warning naming them.
+
+Items:
+
+* default: the real image of the chosen aperture as a stack of one (S = 1) at the focus of 1.7 m, with
+  the ``dfd_indoor`` camera (N = 2.8 or 8): real blur for testing single-image models;
+* ``synthesize=True``: a focal stack synthesised from the nearly sharp f/8 image and its depth with a
+  preset's optics (``nyuv2`` by default), through the synthesis path NYUv2 uses. Depth holes are
+  filled from their surroundings for the synthesis only; the item's depth keeps 0 there.
+
+The validation split is the last ``val_fraction`` of ``train/`` in time order; ``test/`` is the test split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from datamodules.base import FocalStackDataModule, StackDataset, make_item, require_dir
+from datamodules.defocus import synthesize_stack_cached
+from datamodules.io import DataError, read_depth, read_image
+from sdgs.optics import DFD_INDOOR, Camera, get_camera
+
+__all__ = ["DFDIndoorDataset", "DFDIndoorDataModule", "dfd_pairs", "pair_by_timestamp", "fill_depth_holes"]
+
+log = logging.getLogger(__name__)
+
+APERTURES = {"N2_8": 2.8, "N8": 8.0}
+
+
+def _timestamp(path: Path) -> float:
+    try:
+        return datetime.fromisoformat(path.stem).timestamp()
+    except ValueError as err:
+        raise DataError(
+            f"{path}: the name is not a capture timestamp like 2018-04-26T17:26:34.505212 "
+            "(DFD-indoor pairs images and depth maps by the timestamps in their names)"
+        ) from err
+
+
+def pair_by_timestamp(
+    images: list[Path], depths: list[Path], max_gap_s: float = 1.0
+) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Pair each image with the depth map of the nearest capture time.
+
+    Args:
+        images, depths: files named by timestamp, any order.
+        max_gap_s: largest accepted time difference (s).
+
+    Returns:
+        ``(pairs, orphans)``: ``(image, depth)`` pairs in time order, and the images left without a depth
+        map within ``max_gap_s``.
+    """
+    if not depths:
+        return [], sorted(images, key=_timestamp)
+    depth_times = np.array([_timestamp(p) for p in depths])
+    pairs, orphans = [], []
+    for image in sorted(images, key=_timestamp):
+        gaps = np.abs(depth_times - _timestamp(image))
+        j = int(gaps.argmin())
+        if gaps[j] <= max_gap_s:
+            pairs.append((image, depths[j]))
+        else:
+            orphans.append(image)
+    return pairs, orphans
+
+
+def dfd_pairs(data_dir: str | Path, aperture: str, split: str, max_gap_s: float = 1.0) -> list[tuple[Path, Path]]:
+    """``(image, depth)`` pairs of one aperture folder and split, in time order (one warning on orphans)."""
+    if aperture not in APERTURES:
+        raise ValueError(f"aperture must be one of {sorted(APERTURES)}, got {aperture!r}")
+    root = Path(data_dir).expanduser() / f"dfd_dataset_indoor_{aperture}"
+    rgb_dir = require_dir(root / "rgb" / split, "DFD-indoor image folder", "pass --data.data_dir=…/dfd_indoor")
+    depth_dir = require_dir(root / "depth" / split, "DFD-indoor depth folder", "pass --data.data_dir=…/dfd_indoor")
+    images = [p for p in rgb_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    depths = [p for p in depth_dir.iterdir() if p.suffix.lower() == ".png"]
+    if not images:
+        raise DataError(f"no images in {rgb_dir}: expected <timestamp>.JPG files (the published layout)")
+    pairs, orphans = pair_by_timestamp(images, depths, max_gap_s)
+    if orphans:
+        log.warning(
+            "DFD-indoor %s/%s: %d image(s) without a depth map within %.1f s left out: %s",
+            aperture, split, len(orphans), max_gap_s, ", ".join(p.name for p in orphans),
+        )  # fmt: skip
+    if not pairs:
+        raise DataError(f"no image of {rgb_dir} has a depth map in {depth_dir} within {max_gap_s} s")
+    return pairs
+
+
+def fill_depth_holes(depth: Tensor) -> Tensor:
+    """Fill zeros of a ``(1, H, W)`` depth map (m) with the mean of valid neighbours, growing inwards.
+
+    For synthesis only (the renderer needs depth everywhere); an all-invalid map raises.
+    """
+    valid = (depth > 0).to(depth.dtype)[None]
+    if valid.all():
+        return depth
+    if not valid.any():
+        raise DataError("depth map has no valid pixel; cannot synthesise a focal stack from it")
+    out = (depth * valid[0])[None]
+    while not bool(valid.all()):
+        total = F.avg_pool2d(out * valid, 3, stride=1, padding=1, count_include_pad=False)
+        weight = F.avg_pool2d(valid, 3, stride=1, padding=1, count_include_pad=False)
+        grow = (valid == 0) & (weight > 0)
+        out = torch.where(grow, total / weight.clamp_min(1e-12), out)
+        valid = torch.where(grow, torch.ones_like(valid), valid)
+    return out[0]
+
+
+class DFDIndoorDataset(StackDataset):
+    """Pairs of DFD-indoor image + depth; real single images or synthesised focal stacks.
+
+    Args:
+        pairs: ``(image, depth)`` files (from :func:`dfd_pairs`).
+        camera: the real camera of the images (``dfd_indoor`` with the aperture's N).
+        width: output width (px; height keeps the aspect, camera resized with its pixel pitch scaled);
+            None = the files' width, or the synthesis preset's width with ``synth_camera``.
+        synth_camera: synthesis optics; None = real single images.
+        num_layers: depth slabs of the synthesis.
+        cache_dir: optional folder for synthesised stacks.
+    """
+
+    def __init__(
+        self,
+        pairs: list[tuple[Path, Path]],
+        camera: Camera = DFD_INDOOR,
+        width: int | None = None,
+        synth_camera: Camera | None = None,
+        num_layers: int = 32,
+        cache_dir: str | Path | None = None,
+        **kw,
+    ) -> None:
+        super().__init__(**kw)
+        self.pairs = list(pairs)
+        self.camera, self.synth_camera, self.num_layers = camera, synth_camera, num_layers
+        self.width = width if width is not None or synth_camera is None else synth_camera.width_px
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def describe(self, i: int) -> str:
+        image, depth = self.pairs[i]
+        return f"DFD-indoor image {image} (depth {depth.name})"
+
+    def _frame(self, i: int) -> tuple[Tensor, Tensor, Camera]:
+        """Image ``(3, H, W)``, depth ``(1, H, W)`` m (0 = invalid) and the real camera at the output size."""
+        image_path, depth_path = self.pairs[i]
+        rgb = read_image(image_path)
+        depth = read_depth(depth_path)  # uint16 mm -> m, 0 stays 0
+        if depth.shape != rgb.shape[:2]:
+            raise DataError(
+                f"{depth_path}: depth is {depth.shape} but {image_path.name} is {rgb.shape[:2]}; "
+                "pairs must have one size (re-copy the files)"
+            )
+        h, w = rgb.shape[:2]
+        cam = self.camera.resize(h, w)  # the files' size, should they not be 645x432
+        img = torch.from_numpy(rgb).permute(2, 0, 1)
+        dep = torch.from_numpy(depth)[None]
+        if self.width is not None and self.width != w:
+            out_w, out_h = self.width, max(1, round(self.width * h / w))
+            img = F.interpolate(img[None], size=(out_h, out_w), mode="bilinear", antialias=True)[0].clamp(0, 1)
+            dep = F.interpolate(dep[None], size=(out_h, out_w), mode="nearest")[0]  # never mixes holes in
+            cam = cam.resize(out_h, out_w)
+        return img, dep, cam
+
+    def _cache_file(self, i: int) -> Path | None:
+        if self.cache_dir is None or self.synth_camera is None:
+            return None
+        key = f"{self.synth_camera.cache_key()}|{self.width}|{self.num_layers}"
+        return self.cache_dir / hashlib.sha1(key.encode()).hexdigest()[:12] / f"{self.pairs[i][0].stem}.npy"
+
+    def load(self, i: int) -> dict[str, Tensor]:
+        img, depth, cam = self._frame(i)
+        if self.synth_camera is None:
+            return make_item(img[None], cam.focus_distances_m, depth, cam, i)
+        # the preset's lens (f, N, focus) with the pixel pitch scaled to this width, as NYUv2; the pinhole
+        # intrinsics stay the real camera's
+        syn = self.synth_camera
+        fx, fy, cx, cy = cam.intrinsics_px
+        lens = replace(
+            syn, pixel_size_m=syn.pixel_size_m * syn.width_px / cam.width_px, width_px=cam.width_px,
+            height_px=cam.height_px, fx_px=fx, fy_px=fy, cx_px=cx, cy_px=cy,
+        )  # fmt: skip
+        stack = synthesize_stack_cached(img, fill_depth_holes(depth), lens, self.num_layers, self._cache_file(i))
+        return make_item(stack, lens.focus_distances_m, depth, lens, i)
+
+
+class DFDIndoorDataModule(FocalStackDataModule):
+    """DFD-indoor DataModule (``--data=datamodules.DFDIndoorDataModule --data.data_dir=…/dfd_indoor``).
+
+    Args:
+        data_dir: the ``dfd_indoor`` folder (holding ``dfd_dataset_indoor_N2_8`` / ``…_N8``).
+        aperture: ``"N2_8"`` (real defocus) or ``"N8"`` (nearly sharp); the real images' folder.
+        synthesize: synthesise focal stacks from the f/8 images and depth (ignores ``aperture``).
+        synth_camera: synthesis optics (preset name or JSON), default DEReD's ``nyuv2``.
+        width: output width in px (None: 645 for real images, the synthesis preset's width otherwise).
+        val_fraction: last fraction of ``train/`` (in time order) used for validation.
+        max_gap_s: largest image-to-depth time difference accepted when pairing (s).
+        num_layers: depth slabs of the synthesis.
+        cache_dir: optional on-disk cache of synthesised stacks.
+        **kwargs: :class:`~datamodules.base.FocalStackDataModule` options.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data/dfd_indoor",
+        aperture: Literal["N2_8", "N8"] = "N2_8",
+        synthesize: bool = False,
+        synth_camera: str = "nyuv2",
+        width: int | None = None,
+        val_fraction: float = 0.1,
+        max_gap_s: float = 1.0,
+        num_layers: int = 32,
+        cache_dir: str | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if aperture not in APERTURES:
+            raise ValueError(f"aperture must be one of {sorted(APERTURES)}, got {aperture!r}")
+        self.data_dir, self.aperture, self.synthesize = data_dir, aperture, synthesize
+        self.width, self.val_fraction, self.max_gap_s = width, val_fraction, max_gap_s
+        self.num_layers, self.cache_dir = num_layers, cache_dir
+        self._synth = get_camera(synth_camera) if synthesize else None
+        self._real = replace(DFD_INDOOR, f_number=APERTURES["N8" if synthesize else aperture])
+
+    @property
+    def camera(self) -> Camera:
+        """The items' camera at the files' size (real: ``dfd_indoor``; synthesised: the preset's lens)."""
+        return self._real if self._synth is None else self._synth
+
+    @property
+    def identity(self) -> str:
+        mode = f"synth:{self._synth.cache_key()}" if self._synth is not None else self.aperture
+        return f"dfd_indoor:{Path(self.data_dir).expanduser().resolve()}:{mode}:{self.width}"
+
+    def build_datasets(self) -> dict[str, StackDataset]:
+        folder = "N8" if self.synthesize else self.aperture
+        kw = {
+            "camera": self._real,
+            "width": self.width,
+            "synth_camera": self._synth,
+            "num_layers": self.num_layers,
+            "cache_dir": self.cache_dir,
+            "skip_bad": self.skip_bad,
+        }
+        train = dfd_pairs(self.data_dir, folder, "train", self.max_gap_s)
+        n_val = max(1, int(round(len(train) * self.val_fraction))) if len(train) > 1 and self.val_fraction > 0 else 0
+        val, train = (train[len(train) - n_val :], train[: len(train) - n_val]) if n_val else (train, train)
+        datasets: dict[str, StackDataset] = {
+            "train": DFDIndoorDataset(train, crop_size=self.crop_size, augment=True, **kw),
+            "val": DFDIndoorDataset(val, crop_size=self.eval_crop_size, **kw),
+        }
+        test_dir = Path(self.data_dir).expanduser() / f"dfd_dataset_indoor_{folder}" / "rgb" / "test"
+        if test_dir.is_dir():
+            datasets["test"] = DFDIndoorDataset(
+                dfd_pairs(self.data_dir, folder, "test", self.max_gap_s), crop_size=self.eval_crop_size, **kw
+            )
+        return datasets
+
+    def dataset(self, split: str) -> StackDataset:
+        self.setup()
+        if split == "test" and "test" not in self.datasets:
+            raise DataError(
+                f"no DFD-indoor test split: {self.data_dir}/dfd_dataset_indoor_*/rgb/test is missing "
+                "(copy the published test/ folders next to train/)"
+            )
+        return super().dataset(split)
