@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "atomic_paths"]
 
 
 @contextmanager
@@ -27,3 +27,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_paths(paths: list[Path]) -> Iterator[list[Path]]:
+    """:func:`atomic_path` for a set of files that belong together (one prediction's outputs): the
+    temporaries are renamed over ``paths`` only if the whole block succeeds, else all are removed."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(p)) for p in paths]

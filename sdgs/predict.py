@@ -8,13 +8,13 @@ Image size: the camera's pixel pitch refers to its own ``width_px``; a photo of 
 (aspect kept) so its width matches the camera's, predicted, and the depth is resized back to the photo.
 Focus distance: ``--focus-distance`` or, when absent, the photo's EXIF SubjectDistance.
 Bad files are reported and skipped, with a summary at the end (exit code 1 if any was skipped); an
-image's outputs are written to temporary names and renamed only when all four succeeded, so nothing
-partial is left behind. Inputs sharing a base name (``x.jpg``, ``x.png``) get ``x_jpg_*``, ``x_png_*``.
+image's outputs are written to temporary names and renamed only when all four succeeded
+(:func:`sdgs.io.atomic_paths`), so nothing partial is left behind. Inputs sharing a base name
+(``x.jpg``, ``x.png``) get ``x_jpg_*``, ``x_png_*``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -115,6 +115,7 @@ def predict_main(argv: Sequence[str]) -> int:
 
     from datamodules.io import read_image
     from sdgs.batch import DataError
+    from sdgs.io import atomic_paths
     from sdgs.lit.module import SDGSModule, read_checkpoint
     from sdgs.optics import check_focus, get_camera
 
@@ -159,7 +160,6 @@ def predict_main(argv: Sequence[str]) -> int:
     failed: list[str] = []
     for path, stem in zip(tqdm(files, desc="predict", unit="image"), unique_stems(files)):
         targets = [out / f"{stem}{suffix}" for suffix in ("_depth.npy", "_depth.png", "_depth_vis.png", "_preview.png")]
-        temps = [t.with_name(f".{t.name}.tmp{os.getpid()}") for t in targets]
         try:
             focus = args.focus if args.focus is not None else exif_focus_distance(path)
             if focus is None:
@@ -176,18 +176,14 @@ def predict_main(argv: Sequence[str]) -> int:
             with torch.no_grad():
                 depth = model.predict_depth(small, torch.tensor([focus], device=args.device), cam_batch)["depth"]
             depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
-            with open(temps[0], "wb") as f:  # a handle: np.save would append ".npy" to the temporary name
-                np.save(f, depth.astype(np.float32))
-            save_png16(temps[1], depth)
-            _save_vis(temps[2], rgb, depth, temps[3])
-            for tmp, final in zip(temps, targets):
-                os.replace(tmp, final)
+            with atomic_paths(targets) as temps:  # all four files or none
+                with open(temps[0], "wb") as f:  # a handle: np.save would append ".npy" to the temporary name
+                    np.save(f, depth.astype(np.float32))
+                save_png16(temps[1], depth)
+                _save_vis(temps[2], rgb, depth, temps[3])
             written.append(targets)
         except Exception as err:  # report, skip, and leave nothing partial
             failed.append(f"{path.name}: {err}")
-            for tmp in temps:
-                if tmp.exists():
-                    tmp.unlink()
     if made_out and not any(out.iterdir()):
         out.rmdir()  # every image failed: leave no empty folder behind
     return summarize(out, written, failed, len(files), "images")

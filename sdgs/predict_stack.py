@@ -36,7 +36,6 @@ import sys
 import time
 import typing
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -47,7 +46,7 @@ import torch.nn.functional as F
 
 from datamodules.folder import DEPTH_NAMES, read_stack_json
 from datamodules.io import IMAGE_SUFFIXES, DataError, read_depth, read_image, write_image
-from sdgs.io import atomic_path
+from sdgs.io import atomic_path, atomic_paths
 from sdgs.optics import Camera
 from sdgs.predict import save_png16
 from sdgs.splatting.fit import SplatFitConfig, fit_gaussians, sharpness_composite
@@ -243,8 +242,7 @@ def _write_outputs(out: Path, name: str, image: np.ndarray, focus: float, pred: 
     """All five files of a scene, or none (each to a temporary name, renamed when all succeeded)."""
     from PIL import Image
 
-    with ExitStack() as stack:
-        tmp = [stack.enter_context(atomic_path(out / f"{name}{suffix}")) for suffix in OUTPUTS]
+    with atomic_paths([out / f"{name}{suffix}" for suffix in OUTPUTS]) as tmp:
         with open(tmp[0], "wb") as f:  # a handle: np.save would append ".npy" to the temporary name
             np.save(f, pred.depth)
         save_png16(tmp[1], pred.depth)
