@@ -23,7 +23,8 @@ def _fit(tmp_path: Path, steps: int, callbacks=(), supervised: bool = False, **m
     recorder = LossRecorder()
     stage = GaussianSplattingStage(cache_dir=str(tmp_path / "cache"), iters=4)
     trainer = L.Trainer(
-        max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        max_steps=steps, accelerator="cpu", logger=False, enable_progress_bar=False,
+        enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks),
         limit_val_batches=1, val_check_interval=steps, check_val_every_n_epoch=None,
         callbacks=[*callbacks, stage, recorder],
         default_root_dir=str(tmp_path),
@@ -78,8 +79,16 @@ def test_sdnet_stage_then_depthnet_stage_on_its_checkpoint(tmp_path: Path) -> No
 
 
 def test_nan_loss_stops_with_the_term_named(tmp_path: Path) -> None:
+    """The bad term is named, and the latest state (before the bad step) is saved as last.ckpt, as the base
+    config's latest-state ModelCheckpoint does (``save_on_exception``)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    last = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="last", save_on_exception=True)
     with pytest.raises(FloatingPointError, match="loss term 'defocus'"):
-        _fit(tmp_path, 5, callbacks=[NaNInputAt(step=2)])
+        _fit(tmp_path, 5, callbacks=[NaNInputAt(step=2), last])
+    state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
+    assert state["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
 
 
 def test_self_supervised_without_splatting_stage_says_what_to_add(tmp_path: Path) -> None:
