@@ -49,7 +49,7 @@ from datamodules.io import IMAGE_SUFFIXES, DataError, read_depth, read_image, wr
 from sdgs.io import atomic_path, atomic_paths
 from sdgs.optics import Camera
 from sdgs.predict import save_png16
-from sdgs.splatting.fit import SplatFitConfig, fit_gaussians, sharpness_composite
+from sdgs.splatting.fit import CONFIG_HELP, SplatFitConfig, fit_gaussians, sharpness_composite
 
 __all__ = ["predict_stack_main", "working_camera", "predict_scene", "StackPrediction"]
 
@@ -59,24 +59,6 @@ MAX_PIXELS = 640 * 480
 #: Confidence above which a pixel counts as confident (metrics, README).
 CONFIDENT = 0.5
 OUTPUTS = ("_depth.npy", "_depth.png", "_confidence.png", "_aif.png", "_preview.png")
-
-FIT_HELP = {
-    "iters": "optimisation steps (the first coarse_fraction at half the working size)",
-    "lr": "Adam learning rate of the depth logit",
-    "radiance_lr": "Adam learning rate of the radiance",
-    "refine_radiance": "also optimise the all-in-focus radiance (else keep the sharpness composite)",
-    "coarse_fraction": "fraction of the steps run at half the working size",
-    "init": "initial depth: 'sweep' (plane sweep over the camera's depth range) or 'far' (init_depth_m)",
-    "init_depth_m": "initial depth of init='far' (m)",
-    "sweep_planes": "planes of the initial sweep, uniform in inverse depth",
-    "sweep_window": "box window (px) of the sweep's photometric error",
-    "num_layers": "depth layers of the renderer's compositing",
-    "ssim_weight": "weight of 1 - SSIM in the photometric loss (the rest is L1)",
-    "smooth_weight": "weight of the edge-aware inverse-depth smoothness",
-    "sigma_per_coc": "Gaussian PSF sigma per CoC diameter",
-    "backend": "renderer: auto (gsplat on CUDA, else torch), torch or gsplat",
-    "confidence_rel_error": "relative depth error at which the confidence is 0.5",
-}
 
 
 @dataclass
@@ -288,7 +270,7 @@ def predict_stack_main(argv: Sequence[str]) -> int:
             continue
         names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
         parser.add_argument(*names, dest=f.name, type=_type_of(f.name), default=getattr(defaults, f.name),
-                            help=FIT_HELP[f.name])  # fmt: skip
+                            help=CONFIG_HELP[f.name])  # fmt: skip
     args = parser.parse_args(list(argv))
 
     root = Path(args.stack)

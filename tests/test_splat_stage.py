@@ -204,3 +204,11 @@ def test_sweep_planes_uniform_in_log_inverse_depth() -> None:
     torch.testing.assert_close(linear[1:] - linear[:-1], (linear[1:] - linear[:-1])[:1].expand(len(linear) - 1))
     with pytest.raises(ValueError, match="sweep_spacing"):
         sweep_planes(CAM, dc_replace(cfg, sweep_spacing="cubic"), torch.float64, torch.device("cpu"))
+
+
+def test_every_fit_setting_has_command_line_help() -> None:
+    from dataclasses import fields
+
+    from sdgs.splatting.fit import CONFIG_HELP
+
+    assert {f.name for f in fields(SplatFitConfig)} == set(CONFIG_HELP)

@@ -52,6 +52,7 @@ from sdgs.optics import (
 from sdgs.render.defocus import render_defocus
 
 __all__ = [
+    "CONFIG_HELP",
     "SplatFitConfig",
     "SplatFit",
     "fit_gaussians",
@@ -92,6 +93,31 @@ class SplatFitConfig:
 
     def key(self) -> dict:
         return asdict(self)
+
+
+#: One line per :class:`SplatFitConfig` field (command-line help of ``sdgs predict --stack``).
+CONFIG_HELP = {
+    "iters": "optimisation steps (the first coarse_fraction at half the working size)",
+    "lr": "Adam learning rate of the depth logit",
+    "radiance_lr": "Adam learning rate of the radiance",
+    "refine_radiance": "also optimise the all-in-focus radiance (else keep the sharpness composite)",
+    "coarse_fraction": "fraction of the steps run at half the working size",
+    "init": "initial depth: 'sweep' (plane sweep over the camera's depth range) or 'far' (init_depth_m)",
+    "init_depth_m": "initial depth of init='far' (m)",
+    "sweep_planes": "planes of the initial sweep over the camera's depth range",
+    "sweep_window": "window (px) over which the sweep aggregates its photometric error",
+    "sweep_spacing": "sweep planes uniform in 'log_inverse' depth (constant relative steps) or in 'inverse' depth",
+    "sweep_filter": "aggregation of the sweep's error: 'guided' (edge-aware, radiance as guide) or 'box'",
+    "sweep_guided_eps": "regularisation of the guided filter (larger = closer to a box)",
+    "sweep_temperature": "soft-argmin temperature over the sweep planes (small = nearly the argmin)",
+    "num_layers": "depth layers of the renderer's compositing",
+    "ssim_weight": "weight of 1 - SSIM in the photometric loss (the rest is L1)",
+    "smooth_weight": "weight of the edge-aware inverse-depth smoothness",
+    "sigma_per_coc": "Gaussian PSF sigma per CoC diameter",
+    "backend": "renderer: auto (gsplat on CUDA, else torch), torch or gsplat",
+    "confidence_rel_error": "relative depth error at which the confidence is 0.5",
+    "version": "fitting-algorithm version (part of the cache key; not an option)",
+}
 
 
 @dataclass
