@@ -189,5 +189,8 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path: Path) -> None:
 
     # the shuffle order after a resume is not the uninterrupted one (the loader's generator is seeded when the
     # loader is built: at epoch 0 in one run, at the resume epoch in the other), so the weights differ
-    # slightly; the validation error must agree to tolerance
-    assert final_val_abs_rel(tmp_path) == pytest.approx(final_val_abs_rel(other), rel=0.25)
+    # slightly (measured here: max 1e-3, val AbsRel 0.6427 vs 0.6396); both must agree closely
+    resumed = torch.load(ckpt, weights_only=False)["state_dict"]
+    straight = torch.load(ckpt2, weights_only=False)["state_dict"]
+    assert max(float((resumed[k] - v).abs().max()) for k, v in straight.items() if v.is_floating_point()) < 1e-2
+    assert final_val_abs_rel(tmp_path) == pytest.approx(final_val_abs_rel(other), rel=0.02)
