@@ -95,7 +95,7 @@ def main() -> None:
             "12MP = the same stack upsampled to 4000x3000 with the pitch scaled",
             "settings": "sdgs predict --stack defaults (SplatFitConfig defaults, --max_pixels 307200)",
             "threads": args.threads,
-            "note": "measured on a shared machine (other jobs running): times are upper bounds",
+            "load_average_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],  # > cores: others were running
             "results": results,
         },
     )
