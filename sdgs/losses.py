@@ -36,13 +36,17 @@ def confidence_l1(pred: Tensor, target: Tensor, confidence: Tensor, eps: float =
     return (c * (pred - target).abs()).sum() / c.sum().clamp_min(eps)
 
 
-def log_depth_l1(pred_inv: Tensor, target_inv: Tensor, confidence: Tensor, eps: float = 1e-6) -> Tensor:
+def log_depth_l1(
+    pred_inv: Tensor, target_inv: Tensor, confidence: Tensor, far_m: float | None = None, eps: float = 1e-6
+) -> Tensor:
     """Confidence-weighted L1 between log inverse depths ``(B, 1, H, W)`` (1/m), i.e. |log z - log z*|.
 
     Scale-aware like AbsRel and δ: a 10 % error costs the same near and far, whereas CoC-space L1 hardly
-    moves for far-field errors (the CoC saturates with depth).
+    moves for far-field errors (the CoC saturates with depth). ``far_m`` clips both depths there first, as
+    a protocol that clips does (DFV: 1.5 m): a pixel beyond it only has to come out beyond it.
     """
-    return confidence_l1(pred_inv.clamp_min(eps).log(), target_inv.clamp_min(eps).log(), confidence)
+    floor = max(eps, 1.0 / far_m) if far_m else eps
+    return confidence_l1(pred_inv.clamp_min(floor).log(), target_inv.clamp_min(floor).log(), confidence)
 
 
 def siamese_consistency(inv_a: Tensor, inv_b: Tensor) -> Tensor:

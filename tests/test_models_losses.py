@@ -100,3 +100,16 @@ def test_blur_features_rank_sharpness_independent_of_contrast() -> None:
     # halving the contrast moves every log-energy by the same amount: the sharpness cue stays
     low = blur_features(0.25 + 0.5 * sharp)
     assert torch.allclose(sharpness(low), sharpness(f_sharp), atol=0.05)
+
+
+def test_log_depth_l1_is_relative_and_respects_a_far_clip() -> None:
+    from sdgs.losses import log_depth_l1
+
+    conf = torch.ones(1, 1, 1, 2)
+    target = torch.tensor([[[[1 / 0.5, 1 / 3.0]]]])  # 0.5 m and 3 m
+    pred = torch.tensor([[[[1 / 0.55, 1 / 3.3]]]])  # both 10 % too far
+    # scale-aware: the same relative error costs the same near and far
+    assert log_depth_l1(pred, target, conf) == pytest.approx(float(torch.log(torch.tensor(1.1))), rel=1e-5)
+    # with the DFV clip, the far pixel (beyond 1.5 m either way) costs nothing; the near one still does
+    clipped = log_depth_l1(pred, target, conf, far_m=1.5)
+    assert clipped == pytest.approx(float(torch.log(torch.tensor(1.1))) / 2, rel=1e-5)

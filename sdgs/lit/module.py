@@ -66,6 +66,8 @@ class SDGSModule(L.LightningModule):
         defocus_weight: SDNet's term to the splatting targets (confidence-weighted), in ``target_space``.
         target_space: ``"log_depth"`` = L1 of log inverse depth (the space AbsRel and δ live in) for both
             SDNet and DepthNet; ``"coc"`` = SDNet signed-CoC L1 (px) and DepthNet relative inverse-depth L1.
+        loss_far_m: with ``log_depth``, clip depths beyond this (m) in the loss, as a clipping metric protocol
+            does (DFV: 1.5 m); None = no clip.
         siamese_weight: agreement of the inverse depths two branches imply (<= 0.1: alone it pushes
             towards a focus-independent output).
         blur_weight: re-render a partner image from the splatting radiance and SDNet's depth; photometric.
@@ -94,6 +96,7 @@ class SDGSModule(L.LightningModule):
         weight_decay: float = 1e-4,
         defocus_weight: float = 1.0,
         target_space: Literal["log_depth", "coc"] = "coc",
+        loss_far_m: float | None = None,
         siamese_weight: float = 0.05,
         blur_weight: float = 0.5,
         depth_weight: float = 1.0,
@@ -269,8 +272,9 @@ class SDGSModule(L.LightningModule):
         out_b = {k: v[bsz:] for k, v in both.items()}
         conf = targets["confidence"]
         if hp.target_space == "log_depth":
-            defocus = losses.log_depth_l1(out_a["inv_depth"], targets["inv_depth"], conf)
-            defocus = defocus + losses.log_depth_l1(out_b["inv_depth"], targets["inv_depth"], conf)
+            far = hp.loss_far_m
+            defocus = losses.log_depth_l1(out_a["inv_depth"], targets["inv_depth"], conf, far)
+            defocus = defocus + losses.log_depth_l1(out_b["inv_depth"], targets["inv_depth"], conf, far)
         else:
             defocus = losses.confidence_l1(out_a["signed_coc"], targets["coc"][rows, a_idx], conf)
             defocus = defocus + losses.confidence_l1(out_b["signed_coc"], targets["coc"][rows, b_idx], conf)
@@ -294,7 +298,7 @@ class SDGSModule(L.LightningModule):
         cam = batched_camera(batch["camera"], 4)
         ref = self.depthnet(image, sd["defocus"].detach(), focus, sd["depth"].detach(), cam)
         if hp.target_space == "log_depth":
-            depth = losses.log_depth_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
+            depth = losses.log_depth_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"], hp.loss_far_m)
         else:
             depth = losses.confidence_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
             depth = depth / targets["inv_depth"].mean().clamp_min(1e-6)
