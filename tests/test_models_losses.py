@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from sdgs import losses
-from sdgs.models import DepthNet, SDNet, UNet, depth_from_coc
-from sdgs.optics import FOD500, Camera, signed_coc_px
+from sdgs.models import DepthNet, SDNet, UNet
+from sdgs.optics import FOD500, Camera, depth_from_signed_coc, signed_coc_px
 
 
 def _cam(b: int, size: int = 32) -> Camera:
@@ -36,7 +36,8 @@ def test_sdnet_signed_coc_is_thin_lens_of_bounded_depth() -> None:
     assert out["depth"].min() >= near * 0.999 and out["depth"].max() <= far * 1.001
     torch.testing.assert_close(out["signed_coc"], signed_coc_px(out["depth"], focus.view(-1, 1, 1, 1), cam))
     torch.testing.assert_close(out["defocus"], out["signed_coc"].abs())
-    z0 = depth_from_coc(out["signed_coc"], focus, cam)
+    # the lens inversion of SDNet's CoC is its own depth (why SDGSModule uses that depth as z0 directly)
+    z0 = depth_from_signed_coc(out["signed_coc"], focus.view(-1, 1, 1, 1), cam)
     torch.testing.assert_close(z0, out["depth"], rtol=1e-4, atol=1e-5)
 
 

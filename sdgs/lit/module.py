@@ -1,7 +1,7 @@
 """One LightningModule for both networks, with a stage switch.
 
 * ``stage="joint"`` (default, one command): SDNet and DepthNet train together; DepthNet sees SDNet's
-  (detached) defocus map and lens-inverted initial depth z0.
+  (detached) defocus map and its depth z0.
 * ``stage="sdnet"``: SDNet only.
 * ``stage="depthnet"``: DepthNet only, SDNet loaded from ``sdnet_ckpt`` and frozen.
 

@@ -9,7 +9,6 @@ from sdgs.models.unet import UNet
 from sdgs.optics import (
     Camera,
     bounded_inverse_depth,
-    inverse_depth_from_signed_coc,
     inverse_depth_logit,
     normalized_log_inverse_depth,
     signed_coc_from_inverse_depth,
@@ -120,10 +119,3 @@ class DepthNet(nn.Module):
         )
         inv = bounded_inverse_depth(logit0 + self.net(x), near, far)
         return {"inv_depth": inv, "depth": 1.0 / inv}
-
-
-def depth_from_coc(signed_coc: Tensor, focus_m: Tensor, camera: Camera) -> Tensor:
-    """Lens inversion z0 (m) of a signed CoC ``(B,1,H,W)``, clamped to the camera's depth range."""
-    near, far = camera.depth_range_m
-    inv = inverse_depth_from_signed_coc(signed_coc, focus_m.view(-1, 1, 1, 1), camera)
-    return 1.0 / inv.clamp(1.0 / far, 1.0 / near)
