@@ -190,12 +190,19 @@ class SDGSModule(L.LightningModule):
 
     @torch.no_grad()
     def preview(
-        self, image: Tensor, focus_m: Tensor, camera: dict, gt: Tensor, radiance: Tensor | None = None
+        self,
+        image: Tensor,
+        focus_m: Tensor,
+        camera: dict,
+        gt: Tensor,
+        radiance: Tensor | None = None,
+        out: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """The tensors of a preview grid (:func:`~sdgs.lit.callbacks.save_preview_grid`) for one image per
         sample: input, predicted defocus, z0, refined depth, ground truth and, given the splatting radiance,
-        the image re-rendered at the predicted depth."""
-        out = self.predict_depth(image, focus_m, camera)
+        the image re-rendered at the predicted depth. ``out``: :meth:`predict_depth` of ``image`` if the caller
+        has it already."""
+        out = self.predict_depth(image, focus_m, camera) if out is None else out
         grid = {"image": image, "defocus": out["defocus"], "z0": out["z0"], "depth": out["depth"], "gt": gt}
         if radiance is not None and self.renderer is not None:
             grid["rendered"] = self.renderer(radiance, out["depth"], focus_m, camera=camera)["image"]
@@ -347,12 +354,14 @@ class SDGSModule(L.LightningModule):
 
     def _metric_collection(self) -> torch.nn.ModuleDict:
         """``{"all", "near" (DFV only), "z0"}`` :class:`DepthMetrics` of one split."""
-        hp = self.hparams
-        kw = {"protocol": hp.metric_protocol, "eigen_crop": hp.eigen_crop, "log10": hp.log10}
-        metrics = {"all": DepthMetrics(**kw), "z0": DepthMetrics(**kw)}
-        if hp.metric_protocol == "dfv":
-            metrics["near"] = DepthMetrics(near_max=hp.near_max, **kw)
+        metrics = {"all": self._depth_metric(), "z0": self._depth_metric()}
+        if self.hparams.metric_protocol == "dfv":
+            metrics["near"] = self._depth_metric(near_max=self.hparams.near_max)
         return torch.nn.ModuleDict(metrics)
+
+    def _depth_metric(self, near_max: float | None = None) -> DepthMetrics:
+        hp = self.hparams
+        return DepthMetrics(hp.metric_protocol, near_max=near_max, eigen_crop=hp.eigen_crop, log10=hp.log10)
 
     @staticmethod
     def _prefix(split: str, name: str) -> str:
@@ -370,14 +379,13 @@ class SDGSModule(L.LightningModule):
             if split == "test":
                 key = f"k{k}"
                 if key not in metrics:
-                    metrics[key] = DepthMetrics(
-                        protocol=self.hparams.metric_protocol, eigen_crop=self.hparams.eigen_crop,
-                        log10=self.hparams.log10,
-                    ).to(self.device)  # fmt: skip
+                    metrics[key] = self._depth_metric().to(self.device)
                 metrics[key].update(out["depth"], gt)
                 self._record_rows(batch, k, out["depth"])
             if split == "val" and k == indices[0]:
-                self.last_preview = self.preview(stack[:, k], focus[:, k], batch["camera"], gt, batch.get("radiance"))
+                self.last_preview = self.preview(
+                    stack[:, k], focus[:, k], batch["camera"], gt, batch.get("radiance"), out=out
+                )
 
     def _record_rows(self, batch: dict[str, Any], k: int, depth: Tensor) -> None:
         """Per-sample errors of focus index ``k`` (the rows of ``test_samples.csv``)."""
