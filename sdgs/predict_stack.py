@@ -48,7 +48,7 @@ from datamodules.folder import DEPTH_NAMES, read_stack_json
 from datamodules.io import IMAGE_SUFFIXES, DataError, read_depth, read_image, write_image
 from sdgs.io import atomic_path, atomic_paths
 from sdgs.optics import Camera
-from sdgs.predict import save_png16
+from sdgs.predict import save_png16, summarize
 from sdgs.splatting.fit import CONFIG_HELP, SplatFitConfig, fit_gaussians, sharpness_composite
 
 __all__ = ["predict_stack_main", "working_camera", "predict_scene", "StackPrediction"]
@@ -220,17 +220,19 @@ def _save_preview(path: Path, image: np.ndarray, focus: float, pred: StackPredic
     plt.close(fig)
 
 
-def _write_outputs(out: Path, name: str, image: np.ndarray, focus: float, pred: StackPrediction) -> None:
-    """All five files of a scene, or none (each to a temporary name, renamed when all succeeded)."""
+def _write_outputs(out: Path, name: str, image: np.ndarray, focus: float, pred: StackPrediction) -> list[Path]:
+    """All five files of a scene, or none (each to a temporary name, renamed when all succeeded); returns them."""
     from PIL import Image
 
-    with atomic_paths([out / f"{name}{suffix}" for suffix in OUTPUTS]) as tmp:
+    paths = [out / f"{name}{suffix}" for suffix in OUTPUTS]
+    with atomic_paths(paths) as tmp:
         with open(tmp[0], "wb") as f:  # a handle: np.save would append ".npy" to the temporary name
             np.save(f, pred.depth)
         save_png16(tmp[1], pred.depth)
         Image.fromarray(np.round(pred.confidence * 255).astype(np.uint8)).save(tmp[2], format="PNG")
         write_image(tmp[3], pred.aif)
         _save_preview(tmp[4], image, focus, pred)
+    return paths
 
 
 def _find_scenes(root: Path, out: Path) -> list[Path]:
@@ -293,6 +295,7 @@ def predict_stack_main(argv: Sequence[str]) -> int:
         return 2
     out.mkdir(parents=True, exist_ok=True)
     done: list[str] = []
+    written: list[list[Path]] = []
     failed: list[str] = []
     metrics: dict[str, dict] = {}
     for scene in scenes:
@@ -316,7 +319,7 @@ def predict_stack_main(argv: Sequence[str]) -> int:
             del stack
             if not (np.isfinite(pred.depth).all() and np.isfinite(pred.confidence).all()):
                 raise RuntimeError("the fit produced non-finite depth; try --backend torch or fewer --iters")
-            _write_outputs(out, name, images[0], focus[0], pred)
+            written.append(_write_outputs(out, name, images[0], focus[0], pred))
             seconds = time.perf_counter() - t0
             line = f"{name}: {seconds:.1f} s ({w}x{h}, fitted at {work_cam.width_px}x{work_cam.height_px})"
             if gt is not None:
@@ -349,9 +352,7 @@ def predict_stack_main(argv: Sequence[str]) -> int:
         }
         with atomic_path(out / "metrics.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2))
-    print(f"predicted {len(done)} of {len(scenes)} scenes into {out}")
+    status = summarize(out, written, failed, len(scenes), "scenes")  # counts the complete sets on disk
     for line in done:
         print(f"  {line}")
-    for line in failed:
-        print(f"  skipped {line}", file=sys.stderr)
-    return 0 if not failed else 1
+    return status
