@@ -1,10 +1,11 @@
 """Procedural focal stacks: the embedded default dataset, so every path runs with no download.
 
 Scenes are a textured background plane (fronto-parallel or slanted) and 1-4 occluding objects (ellipses,
-rectangles, smooth blobs; fronto-parallel or slanted) with natural-image-like 1/f^alpha colour textures,
-occasionally textureless. Depth stays within the camera's range. Stacks are rendered with the one
-synthesis function (:func:`datamodules.defocus.synthesize_focal_stack`) and quantised to 8 bits like
-real captures.
+rectangles, smooth blobs; fronto-parallel or slanted), occasionally textureless. Two texture families
+(:data:`TEXTURES`): ``pink`` (natural-image-like 1/f^alpha colour noise, the default) and ``geometric``
+(stripes, checkerboards, discs, cells, gradients), so a model can be trained on one and tested on the
+other. Depth stays within the camera's range. Stacks are rendered with the one synthesis function
+(:func:`datamodules.defocus.synthesize_focal_stack`) and quantised to 8 bits like real captures.
 
 Small images are *centre crops of the sensor*, not downscales: the pixel pitch stays that of the
 camera (FoD500: 3.1 mm / 256 px), so CoC sizes in pixels (up to ~7 px) match FoD500 at 64-128 px.
@@ -49,15 +50,71 @@ def _pink_noise(h: int, w: int, alpha: float, g: torch.Generator) -> Tensor:
     return img / img.max().clamp_min(1e-8)
 
 
-def _texture(h: int, w: int, g: torch.Generator, flat: bool) -> Tensor:
-    """``(3, H, W)`` colour texture in [0, 1]: two random colours mixed by 1/f noise (or one flat colour)."""
-    c1, c2 = torch.rand(3, 1, 1, generator=g), torch.rand(3, 1, 1, generator=g)
-    if flat:
-        return c1.expand(3, h, w).clone()
+def _pink_texture(h: int, w: int, g: torch.Generator, c1: Tensor, c2: Tensor) -> Tensor:
+    """The ``pink`` family: ``c1``, ``c2`` mixed by 1/f^alpha noise (alpha in [1, 2]) plus grey fine detail."""
     alpha = 1.0 + float(torch.rand((), generator=g))
     t = _pink_noise(h, w, alpha, g)
     detail = 0.15 * (_pink_noise(h, w, 0.6, g) - 0.5)
-    return (c1 * (1 - t) + c2 * t + detail).clamp(0, 1)
+    return c1 * (1 - t) + c2 * t + detail
+
+
+def _geometric_texture(h: int, w: int, g: torch.Generator, c1: Tensor, c2: Tensor) -> Tensor:
+    """The ``geometric`` family: ``c1``, ``c2`` mixed by a field of hard edges or periodic or smooth patterns.
+
+    One of: square-wave stripes, a checkerboard, random discs, Voronoi-like cells of random grey levels,
+    a smooth linear gradient, or sine stripes; random period (3-16 px), orientation and phase. None of
+    them has the 1/f spectrum of the ``pink`` family, so a model trained on one and tested on the other
+    must read blur, not texture statistics.
+    """
+    t = _geometric_field(h, w, g)
+    return c1 * (1 - t) + c2 * t
+
+
+def _geometric_field(h: int, w: int, g: torch.Generator) -> Tensor:
+    """``(H, W)`` mixing field in [0, 1] of :func:`_geometric_texture`."""
+    rnd = lambda: float(torch.rand((), generator=g))  # noqa: E731
+    ys = torch.arange(h, dtype=torch.float32).view(-1, 1)
+    xs = torch.arange(w, dtype=torch.float32).view(1, -1)
+    theta, period, phase = math.pi * rnd(), 3.0 + 13.0 * rnd(), 2 * math.pi * rnd()
+    u = math.cos(theta) * xs + math.sin(theta) * ys
+    v = -math.sin(theta) * xs + math.cos(theta) * ys
+    kind = int(torch.randint(0, 6, (1,), generator=g))
+    if kind == 0:  # square-wave stripes
+        return (torch.sin(2 * math.pi * u / period + phase) > 0).float()
+    if kind == 1:  # checkerboard
+        return ((torch.floor(u / period) + torch.floor(v / period)) % 2).float()
+    if kind == 2:  # random discs on a plain ground
+        n = int(torch.randint(8, 40, (1,), generator=g))
+        cy, cx = torch.rand(n, 1, 1, generator=g) * h, torch.rand(n, 1, 1, generator=g) * w
+        r = 1.5 + torch.rand(n, 1, 1, generator=g) * period
+        return (((ys - cy) ** 2 + (xs - cx) ** 2) <= r**2).any(0).float()
+    if kind == 3:  # cells: nearest of random seeds, each a random grey level
+        n = int(torch.randint(6, 30, (1,), generator=g))
+        cy, cx = torch.rand(n, 1, 1, generator=g) * h, torch.rand(n, 1, 1, generator=g) * w
+        nearest = ((ys - cy) ** 2 + (xs - cx) ** 2).argmin(0)
+        return torch.rand(n, generator=g)[nearest]
+    if kind == 4:  # smooth gradient (nearly textureless: little blur cue, as in real walls)
+        return (u - u.min()) / (u.max() - u.min()).clamp_min(1e-6)
+    return 0.5 + 0.5 * torch.sin(2 * math.pi * u / period + phase)  # sine stripes
+
+
+#: texture families: name -> ``f(h, w, generator, colour1, colour2) -> (3, H, W)``
+TEXTURES = {"pink": _pink_texture, "geometric": _geometric_texture}
+
+
+def _fork(g: torch.Generator) -> torch.Generator:
+    """A generator seeded from ``g`` by one draw: what a texture consumes never shifts ``g``'s stream, so a
+    seed gives the same geometry (shapes, depths) in every texture family."""
+    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
+
+
+def _texture(h: int, w: int, g: torch.Generator, flat: bool, family: str = "pink") -> Tensor:
+    """``(3, H, W)`` colour texture in [0, 1]: two random colours mixed by a field of ``family``
+    (:data:`TEXTURES`), or one flat colour."""
+    c1, c2 = torch.rand(3, 1, 1, generator=g), torch.rand(3, 1, 1, generator=g)
+    if flat:
+        return c1.expand(3, h, w).clone()
+    return TEXTURES[family](h, w, g, c1, c2).clamp(0, 1)
 
 
 def _inverse_depth_plane(h: int, w: int, depth_m: float, slant: float, g: torch.Generator) -> Tensor:
@@ -85,8 +142,15 @@ def _shape_mask(h: int, w: int, g: torch.Generator) -> Tensor:
     return blob * window > 0.35
 
 
-def make_scene(seed: int, size: int | tuple[int, int] = 64, camera: Camera = FOD500) -> dict[str, Tensor]:
-    """A random scene: ``rgb`` ``(3, H, W)`` sharp colours in [0, 1] and ``depth`` ``(1, H, W)`` metres."""
+def make_scene(
+    seed: int, size: int | tuple[int, int] = 64, camera: Camera = FOD500, texture: str = "pink"
+) -> dict[str, Tensor]:
+    """A random scene: ``rgb`` ``(3, H, W)`` sharp colours in [0, 1] and ``depth`` ``(1, H, W)`` metres.
+
+    ``texture``: a family of :data:`TEXTURES`. Depths and shapes depend on ``seed`` only, not on the family.
+    """
+    if texture not in TEXTURES:
+        raise ValueError(f"texture must be one of {sorted(TEXTURES)}, got {texture!r}")
     h, w = (size, size) if isinstance(size, int) else size
     g = torch.Generator().manual_seed(int(seed))
     near, far = camera.depth_range_m
@@ -98,7 +162,7 @@ def make_scene(seed: int, size: int | tuple[int, int] = 64, camera: Camera = FOD
     bg_depth = log_uniform(max(near, focus[len(focus) // 2]), far)
     slant = 0.6 * float(torch.rand((), generator=g)) if float(torch.rand((), generator=g)) < 0.6 else 0.0
     depth = _inverse_depth_plane(h, w, bg_depth, slant, g)
-    rgb = _texture(h, w, g, flat=False)
+    rgb = _texture(h, w, _fork(g), flat=False, family=texture)
     objects = int(torch.randint(1, 5, (1,), generator=g))
     obj_depths = sorted((log_uniform(near * 1.05, bg_depth * 0.9) for _ in range(objects)), reverse=True)
     for z in obj_depths:  # far to near: nearer objects are painted over farther ones
@@ -106,7 +170,7 @@ def make_scene(seed: int, size: int | tuple[int, int] = 64, camera: Camera = FOD
         obj_slant = 0.3 * float(torch.rand((), generator=g)) if float(torch.rand((), generator=g)) < 0.4 else 0.0
         flat = float(torch.rand((), generator=g)) < 0.1
         depth = torch.where(mask, _inverse_depth_plane(h, w, z, obj_slant, g), depth)
-        rgb = torch.where(mask, _texture(h, w, g, flat=flat), rgb)
+        rgb = torch.where(mask, _texture(h, w, _fork(g), flat=flat, family=texture), rgb)
     depth = depth.clamp(near, far)
     return {"rgb": rgb, "depth": depth[None]}
 
@@ -117,10 +181,10 @@ def scene_camera(camera: Camera, size: int | tuple[int, int]) -> Camera:
     return replace(camera, width_px=w, height_px=h, cx_px=None, cy_px=None)
 
 
-def render_scene(seed: int, size: int | tuple[int, int], camera: Camera, num_layers: int = 32):
+def render_scene(seed: int, size: int | tuple[int, int], camera: Camera, num_layers: int = 32, texture: str = "pink"):
     """Scene + focal stack quantised to 8 bits: ``(stack (S, 3, H, W), depth (1, H, W), camera)``."""
     cam = scene_camera(camera, size)
-    scene = make_scene(seed, size, cam)
+    scene = make_scene(seed, size, cam, texture)
     focus = torch.tensor(cam.focus_distances_m)
     stack = synthesize_focal_stack(scene["rgb"][None], scene["depth"][None], focus, cam, num_layers=num_layers)[0]
     return torch.round(stack * 255) / 255, scene["depth"], cam
@@ -136,20 +200,23 @@ class ProceduralDataset(StackDataset):
         camera: optics (default FoD500).
     """
 
-    def __init__(self, num_scenes: int, size: int = 64, seed: int = 0, camera: Camera = FOD500, **kw) -> None:
+    def __init__(
+        self, num_scenes: int, size: int = 64, seed: int = 0, camera: Camera = FOD500, texture: str = "pink", **kw
+    ) -> None:
         super().__init__(**kw)
         self.num_scenes, self.size, self.seed, self.camera = num_scenes, size, seed, camera
+        self.texture = texture
         self._cache: dict[int, dict[str, Tensor]] = {}
 
     def __len__(self) -> int:
         return self.num_scenes
 
     def describe(self, i: int) -> str:
-        return f"procedural scene seed {self.seed + i}"
+        return f"procedural scene seed {self.seed + i} ({self.texture} textures)"
 
     def load(self, i: int) -> dict[str, Tensor]:
         if i not in self._cache:
-            stack, depth, cam = render_scene(self.seed + i, self.size, self.camera)
+            stack, depth, cam = render_scene(self.seed + i, self.size, self.camera, texture=self.texture)
             self._cache[i] = make_item(stack, cam.focus_distances_m, depth, cam, i)
         return self._cache[i]
 
@@ -162,6 +229,9 @@ class SyntheticDataModule(FocalStackDataModule):
         size: image size (px): a centre crop of the sensor, same pixel pitch.
         seed: base seed of the generator.
         camera: optics preset name or camera JSON.
+        texture: texture family of every split, ``pink`` or ``geometric`` (:data:`TEXTURES`). A seed gives the
+            same geometry in both, so ``sdgs test --data.init_args.texture=geometric`` tests a model trained
+            on ``pink`` on the same held-out scenes with textures it never saw.
         data_dir: if set, the scenes are written there once in FoD500 format (``sdgs synth``) and read back
             through the FoD500 loader; otherwise they live in memory.
         **kwargs: :class:`~datamodules.base.FocalStackDataModule` options.
@@ -175,12 +245,15 @@ class SyntheticDataModule(FocalStackDataModule):
         size: int = 64,
         seed: int = 0,
         camera: str = "fod500",
+        texture: str = "pink",
         data_dir: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if texture not in TEXTURES:
+            raise ValueError(f"data.texture must be one of {sorted(TEXTURES)}, got {texture!r}")
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
-        self.size, self.seed, self.data_dir = size, seed, data_dir
+        self.size, self.seed, self.data_dir, self.texture = size, seed, data_dir, texture
         self._camera = get_camera(camera)
 
     @property
@@ -189,7 +262,7 @@ class SyntheticDataModule(FocalStackDataModule):
 
     @property
     def identity(self) -> str:
-        return f"procedural:{self._camera.name}:size{self.size}:seed{self.seed}"
+        return f"procedural:{self._camera.name}:size{self.size}:seed{self.seed}:{self.texture}"
 
     def build_datasets(self) -> dict[str, StackDataset]:
         counts = {"train": self.num_train, "val": self.num_val, "test": self.num_test}
@@ -199,13 +272,15 @@ class SyntheticDataModule(FocalStackDataModule):
             kw = {"crop_size": crop, "augment": split == "train", "skip_bad": self.skip_bad}
             seed = self.seed + SPLIT_OFFSETS[split]
             if self.data_dir is None:
-                out[split] = ProceduralDataset(n, self.size, seed, self._camera, **kw)
+                out[split] = ProceduralDataset(n, self.size, seed, self._camera, self.texture, **kw)
             else:
                 from datamodules.fod500 import FoD500Dataset, fod500_indices
 
                 folder = Path(self.data_dir) / split
                 if not folder.is_dir() or len(fod500_indices(folder)) < n:
-                    write_procedural_dataset(folder, n, self.size, seed, self._camera, force=True, progress=False)
+                    write_procedural_dataset(
+                        folder, n, self.size, seed, self._camera, force=True, progress=False, texture=self.texture
+                    )
                 out[split] = FoD500Dataset(folder, list(range(n)), self.camera, **kw)
         return out
 
@@ -219,6 +294,7 @@ def write_procedural_dataset(
     *,
     force: bool = False,
     progress: bool = True,
+    texture: str = "pink",
 ) -> Path:
     """Write ``scenes`` procedural scenes to ``out`` in FoD500 format (resumable: finished scenes are kept).
 
@@ -232,7 +308,7 @@ def write_procedural_dataset(
 
     out = Path(out)
     marker = out / MANIFEST
-    settings = {"seed": seed, "size": size, "camera": camera.name}
+    settings = {"seed": seed, "size": size, "camera": camera.name, "texture": texture}
     import json
 
     if out.exists() and not out.is_dir():
@@ -258,6 +334,6 @@ def write_procedural_dataset(
     for i in tqdm(range(scenes), desc=f"synth {out.name}", disable=not progress, unit="scene"):
         if i in done and depth_path(out, i).is_file():
             continue
-        stack, depth, _ = render_scene(seed + i, size, camera)
+        stack, depth, _ = render_scene(seed + i, size, camera, texture=texture)
         write_fod500_sample(out, i, stack.permute(0, 2, 3, 1).numpy(), depth[0].numpy())
     return out

@@ -30,6 +30,8 @@ def synth_main(argv: Sequence[str]) -> int:
     parser.add_argument("--size", type=int, default=128, help="image size in px (a centre crop of the sensor)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed; scene i uses seed + i")
     parser.add_argument("--camera", default="fod500", help="optics preset (fod500, nyuv2, d3net) or camera .json")
+    parser.add_argument("--texture", default="pink", choices=["pink", "geometric"],
+                        help="texture family: pink (1/f noise) or geometric (stripes, checks, discs)")  # fmt: skip
     parser.add_argument("--force", action=ActionYesNo, nargs="?", default=False,
                         help="replace the dataset in a non-empty --out (deletes only dataset files)")  # fmt: skip
     args = parser.parse_args(list(argv))
@@ -37,12 +39,13 @@ def synth_main(argv: Sequence[str]) -> int:
         parser.error("--scenes must be >= 1 and --size >= 8")
     try:
         out = write_procedural_dataset(
-            args.out, args.scenes, args.size, args.seed, get_camera(args.camera), force=args.force
-        )
+            args.out, args.scenes, args.size, args.seed, get_camera(args.camera), force=args.force,
+            texture=args.texture,
+        )  # fmt: skip
     except (DataError, ValueError) as err:
         print(f"sdgs synth: error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {args.scenes} procedural scenes ({args.size}px, FoD500 format) to {out}")
+    print(f"wrote {args.scenes} procedural scenes ({args.size}px, {args.texture} textures, FoD500 format) to {out}")
     return 0
 
 
