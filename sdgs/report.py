@@ -8,7 +8,8 @@ subprocesses), each of our rows:
 * ``supervised``: the same networks and budget with ground-truth targets (upper bound);
 * ``splatting stage``: z_gs fitted to the whole focal stack (a focal-stack-input method, DEReD's setting);
 * ``depth from focus``: per-pixel sharpest slice under a Laplacian focus measure (no learning, a floor);
-* ``constant``: the median ground-truth depth of the training split for every pixel.
+* ``constant``: the median ground-truth depth of the training split for every pixel (DFV: of the depth
+  clipped at 1.5 m, as the protocol scores it).
 
 Each row is a run folder ``results/<experiment>/<row>/`` (its config delta ``row.yaml``, checkpoints,
 logs, ``metrics.json``); a finished row is reused unless ``force``, which deletes that folder first.
@@ -52,6 +53,9 @@ class Experiment:
         overrides: dotted-key overrides applied to the config (e.g. smaller data for tests).
         peers: published numbers of other methods on this data, each ``{method, abs_rel, rmse, delta1,
             protocol}`` (the protocol says how it was measured; shown beside ours, never re-run).
+        trained_in: test the network rows that an earlier experiment of the table trained (its
+            ``<out>/<trained_in>/<row>/checkpoints/last.ckpt``) instead of training: with ``overrides`` on the
+            data, the same models on another test set (e.g. a texture family they never saw).
     """
 
     name: str
@@ -59,6 +63,7 @@ class Experiment:
     needs: list[dict[str, str]] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)
     peers: list[dict[str, Any]] = field(default_factory=list)
+    trained_in: str | None = None
 
 
 def load_experiments(path: str | Path) -> list[Experiment]:
@@ -111,6 +116,13 @@ def _network_row(exp: Experiment, options: list[str], row: str, out: Path, cache
     delta.write_text(yaml.safe_dump(_row_delta(row, root, cache), sort_keys=False))
     configs = ["--config", exp.config, "--config", str(delta), *options]
     ckpt = root / "checkpoints" / "last.ckpt"
+    if exp.trained_in:
+        ckpt = out / exp.trained_in / row.replace(" ", "_") / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():
+            raise FileNotFoundError(
+                f"[{exp.name}] tests the {row!r} model of experiment {exp.trained_in!r}, but {ckpt} does not "
+                f"exist: run {exp.trained_in!r} first (list it before {exp.name!r} in the experiments file)"
+            )
     t0 = time.perf_counter()
     if ckpt.is_file():
         say(f"[{exp.name}] {row}: reusing checkpoint {ckpt}")
@@ -121,7 +133,7 @@ def _network_row(exp: Experiment, options: list[str], row: str, out: Path, cache
     say(f"[{exp.name}] {row}: testing on single defocused images")
     _sdgs(["test", *configs, "--ckpt_path", str(ckpt)], root / "test.log")
     result = json.loads(metrics_path.read_text())
-    result["fit_seconds"] = round(fit_s, 1)
+    result["fit_seconds"] = None if exp.trained_in else round(fit_s, 1)
     metrics_path.write_text(json.dumps(result, indent=2))
     return result
 
@@ -153,7 +165,8 @@ def _stack_rows(exp: Experiment, base: dict, cache: Path, say) -> dict[str, dict
         row: (DepthMetrics(protocol), DepthMetrics(protocol, near_max=near) if protocol == "dfv" else None)
         for row in ("splatting stage", "depth from focus", "constant")
     }
-    const = constant_depth(dm.dataset("train"))
+    # the median of the depth the protocol scores (DFV clips at 1.5 m): the stronger constant
+    const = constant_depth(dm.dataset("train"), clip_max=1.5 if protocol == "dfv" else None)
     say(f"[{exp.name}] splatting stage / depth from focus / constant on {len(test)} test stacks")
     for start in range(0, len(test), 8):
         idx = list(range(start, min(len(test), start + 8)))
@@ -224,6 +237,7 @@ def run_table(
             results.update({k: v for k, v in _stack_rows(exp, base, cache, say).items() if k in rows})
         results["_seconds"] = round(time.perf_counter() - t0, 1)
         results["peers"] = exp.peers
+        results["trained_in"] = exp.trained_in
         table[exp.name] = results
     return table
 
@@ -285,7 +299,10 @@ def write_table(table: dict[str, Any], out: str | Path = "results") -> Path:
             lines.append("")
             fits = {r: rows[r].get("fit_seconds") for r in ("self-supervised", "supervised") if r in rows}
             timing = ", ".join(f"{r} {t:.0f} s" for r, t in fits.items() if t is not None)
-            lines.append(f"Training wall time (splatting fits included): {timing or 'n/a'}.")
+            if rows.get("trained_in"):
+                lines.append(f"The models of `{rows['trained_in']}`, not retrained: tested on this data only.")
+            else:
+                lines.append(f"Training wall time (splatting fits included): {timing or 'n/a'}.")
             lines.append("")
         peers = rows.get("peers", [])
         if peers:

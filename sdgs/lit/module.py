@@ -68,6 +68,9 @@ class SDGSModule(L.LightningModule):
             SDNet and DepthNet; ``"coc"`` = SDNet signed-CoC L1 (px) and DepthNet relative inverse-depth L1.
         loss_far_m: with ``log_depth``, clip depths beyond this (m) in the loss, as a clipping metric protocol
             does (DFV: 1.5 m); None = no clip.
+        use_confidence: weight the self-supervised terms by the splatting stage's confidence. Off by default:
+            the confident pixels are few and mostly textured near ones, and weighting by them left the networks
+            near a depth prior (docs/single_image.md, ablation "teacher's confidence").
         siamese_weight: agreement of the inverse depths two branches imply (<= 0.1: alone it pushes
             towards a focus-independent output).
         blur_weight: re-render a partner image from the splatting radiance and SDNet's depth; photometric.
@@ -91,12 +94,13 @@ class SDGSModule(L.LightningModule):
         sdnet_depth: int = 3,
         depthnet_width: int = 16,
         depthnet_depth: int = 3,
-        blur_inputs: bool = False,
+        blur_inputs: bool = True,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         defocus_weight: float = 1.0,
-        target_space: Literal["log_depth", "coc"] = "coc",
+        target_space: Literal["log_depth", "coc"] = "log_depth",
         loss_far_m: float | None = None,
+        use_confidence: bool = False,
         siamese_weight: float = 0.05,
         blur_weight: float = 0.5,
         depth_weight: float = 1.0,
@@ -229,9 +233,10 @@ class SDGSModule(L.LightningModule):
                 "sdgs.lit.GaussianSplattingStage to the trainer (the `splat` key of lightning_configs/base.yaml) "
                 "or set model.supervised=true"
             )
+        conf = batch["confidence"]
         return {
             "coc": batch["coc_targets"],
-            "confidence": batch["confidence"],
+            "confidence": conf if self.hparams.use_confidence else torch.ones_like(conf),
             "inv_depth": 1.0 / batch["initial_depth"],
         }
 

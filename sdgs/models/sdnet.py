@@ -60,7 +60,7 @@ class SDNet(nn.Module):
             from the blur cue instead of having to discover the top-octave energy itself.
     """
 
-    def __init__(self, width: int = 16, depth: int = 3, blur_inputs: bool = False) -> None:
+    def __init__(self, width: int = 16, depth: int = 3, blur_inputs: bool = True) -> None:
         super().__init__()
         self.blur_inputs = blur_inputs
         self.net = UNet(4 + BLUR_CHANNELS * blur_inputs, 1, width, depth)
