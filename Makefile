@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-predict-stack bench-train bench-single-image gpu-check reproduce-table quickstart-ckpt synth clean
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-predict-stack bench-train bench-single-image bench-single-image-variants gpu-check reproduce-table quickstart-ckpt synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -52,7 +52,12 @@ bench-train:  ## quickstart quality bar (self-sup vs supervised vs constant) -> 
 gpu-check:  ## on one CUDA GPU (<= 8 min): gsplat/torch parity, renderer, fit and training speed, DDP -> bench/gpu.json
 	$(PYTHON) -m bench.gpu_check --out bench/gpu.json
 
-bench-single-image:  ## single-image diagnosis: loss spaces, supervised vs self-supervised, curves -> bench/single_image.json, docs/single_image.md (ABLATIONS=1 adds the signal ablations)
+MINUTES ?= 4
+
+bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet, curves, per focus index/band, two texture families -> bench/single_image_oracle.json, docs/single_image.md (MINUTES per run; 45 for the long curves)
+	$(PYTHON) -m bench.single_image_oracle --minutes $(MINUTES) --out bench/single_image_oracle.json
+
+bench-single-image-variants:  ## the Lightning variants through sdgs fit/test (loss, blur inputs, before issue 10) -> bench/single_image.json, docs/single_image_variants.md (ABLATIONS=1 adds the signal ablations)
 	$(PYTHON) -m bench.single_image --out bench/single_image.json $(if $(ABLATIONS),--ablations,)
 
 reproduce-table:  ## train/test every experiment of lightning_configs/table.yaml -> results/table.{md,json} (FORCE=1 reruns)

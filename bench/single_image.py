@@ -7,7 +7,8 @@ Trains the quickstart configuration (procedural FoD500-like scenes, 64 px, CPU) 
 and writes beside them, in the same run, the no-learning rows (constant = train median, depth from focus,
 the splatting stage that teaches the self-supervised rows). Tested on held-out scenes (test seeds), one
 defocused image per sample, every focus index; DFV protocol. Writes ``bench/single_image.json``,
-``docs/single_image.md`` and its plots (CoC vs depth of the FoD500 preset, learning curves).
+``docs/single_image_variants.md`` and its learning curves. The diagnosis page ``docs/single_image.md`` is
+:mod:`bench.single_image_oracle`'s.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def curves_figure(runs: dict[str, Path], constant: float, path: Path) -> None:
 def write_page(path: Path, result: dict) -> None:
     """``docs/single_image.md``: the tables of ``result`` (this script's JSON) and the plots beside it."""
     lines = [
-        "# Single-image depth: diagnosis",
+        "# Single-image depth: the Lightning variants and signal ablations",
         "",
         f"Produced by `python -m bench.single_image` ({result['wall_seconds']:.0f} s on this machine); numbers from",
         "`bench/single_image.json`. " + result["test_set"] + ". " + result["protocol"] + ".",
@@ -152,7 +153,7 @@ def write_page(path: Path, result: dict) -> None:
         "(and so which blur) the network saw: it has learned a depth prior, not blur → depth. Compare the",
         "constant to the rows only together with that spread.",
     ]
-    lines += ["", "## Learning curves", "", "![learning curves](single_image_curves.png)", ""]
+    lines += ["", "## Learning curves", "", "![learning curves](single_image_variants_curves.png)", ""]
     lines += ["Training seconds (splatting fits included where the row needs them): " + ", ".join(
         f"{k} {v:.0f} s" for k, v in result["fit_seconds"].items() if v is not None) + ".", ""]  # fmt: skip
     path.write_text("\n".join(lines))
@@ -167,7 +168,7 @@ def main() -> None:
     parser.add_argument("--page-only", action="store_true", help="rewrite docs/single_image.md from --out's JSON")
     args = parser.parse_args()
     if args.page_only:
-        write_page(Path(args.docs) / "single_image.md", json.loads(Path(args.out).read_text()))
+        write_page(Path(args.docs) / "single_image_variants.md", json.loads(Path(args.out).read_text()))
         return
     force = os.environ.get("FORCE") == "1"
     t0 = time.perf_counter()
@@ -193,7 +194,7 @@ def main() -> None:
     runs = {f"{n} / {r}": Path(args.results) / slug(n) / r.replace(" ", "_") for n, r in trained}
     docs = Path(args.docs)
     coc_figure(docs / "single_image_coc.png")
-    curves_figure(runs, base["constant"]["test/abs_rel"], docs / "single_image_curves.png")
+    curves_figure(runs, base["constant"]["test/abs_rel"], docs / "single_image_variants_curves.png")
     result = {
         "config": f"{QUICKSTART} (procedural FoD500-like, 64 px, CPU budget) + per-variant overrides",
         "test_set": "held-out procedural scenes (test seeds), one defocused image per sample, all 5 focus indices",
@@ -206,7 +207,7 @@ def main() -> None:
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
     write_json(args.out, result)
-    write_page(docs / "single_image.md", result)
+    write_page(docs / "single_image_variants.md", result)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ confidence, so their scale does not depend on how much of the image is confident
 from __future__ import annotations
 
 import kornia
+import torch
 from torch import Tensor
 
 __all__ = [
     "photometric",
     "confidence_l1",
     "log_depth_l1",
+    "abs_rel_l1",
     "siamese_consistency",
     "smoothness",
 ]
@@ -47,6 +49,19 @@ def log_depth_l1(
     """
     floor = max(eps, 1.0 / far_m) if far_m else eps
     return confidence_l1(pred_inv.clamp_min(floor).log(), target_inv.clamp_min(floor).log(), confidence)
+
+
+def abs_rel_l1(
+    pred_inv: Tensor, target_inv: Tensor, confidence: Tensor, far_m: float | None = None, eps: float = 1e-6
+) -> Tensor:
+    """Confidence-weighted ``|z - z*| / z*`` from inverse depths ``(B, 1, H, W)`` (1/m): AbsRel itself.
+
+    Its minimiser under an uncertain target is the 1/z*-weighted median, below the median that
+    :func:`log_depth_l1` gives: the AbsRel-optimal point prediction. ``far_m`` clips both depths first.
+    """
+    floor = max(eps, 1.0 / far_m) if far_m else eps
+    pred, target = 1.0 / pred_inv.clamp_min(floor), 1.0 / target_inv.clamp_min(floor)
+    return confidence_l1(pred / target, torch.ones_like(target), confidence)
 
 
 def siamese_consistency(inv_a: Tensor, inv_b: Tensor) -> Tensor:

@@ -242,6 +242,21 @@ def test_procedural_scene_deterministic_and_in_range() -> None:
     assert 0 <= a["rgb"].min() and a["rgb"].max() <= 1
 
 
+def test_texture_families_share_geometry_and_differ_in_texture() -> None:
+    """A seed gives the same depth in both families (the cross-family test compares like with like), and
+    the geometric family is not 1/f noise: most of its pixels sit on flat runs or hard edges."""
+    pink, geo = make_scene(11, 48, texture="pink"), make_scene(11, 48, texture="geometric")
+    torch.testing.assert_close(pink["depth"], geo["depth"], rtol=0, atol=0)
+    assert not torch.allclose(pink["rgb"], geo["rgb"])
+    flat = lambda rgb: float((rgb.diff(dim=-1).abs().amax(0) < 1e-6).float().mean())  # noqa: E731
+    runs = [flat(make_scene(s, 48, texture="geometric")["rgb"]) for s in range(20)]
+    assert sum(runs) / len(runs) > 0.4 > flat(pink["rgb"])
+    dm = SyntheticDataModule(num_train=2, size=32, texture="geometric")
+    assert dm.identity != SyntheticDataModule(num_train=2, size=32).identity  # separate splatting caches
+    with pytest.raises(ValueError, match="texture must be one of"):
+        SyntheticDataModule(texture="wood")
+
+
 def test_synthetic_datamodule_keeps_sensor_pixel_pitch() -> None:
     dm = SyntheticDataModule(num_train=3, num_val=1, num_test=2, size=32, batch_size=2)
     batch = next(iter(dm.train_dataloader()))

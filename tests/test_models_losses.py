@@ -114,3 +114,27 @@ def test_log_depth_l1_is_relative_and_respects_a_far_clip() -> None:
     # with the DFV clip, the far pixel (beyond 1.5 m either way) costs nothing; the near one still does
     clipped = log_depth_l1(pred, target, conf, far_m=1.5)
     assert clipped == pytest.approx(float(torch.log(torch.tensor(1.1))) / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("use_confidence", [False, True])
+def test_self_supervised_targets_weight_by_confidence_only_when_asked(use_confidence: bool) -> None:
+    from sdgs.lit import SDGSModule
+    from sdgs.optics import batched_camera
+
+    conf = torch.rand(2, 1, 8, 8)
+    batch = {
+        "coc_targets": torch.zeros(2, 5, 1, 8, 8), "confidence": conf, "initial_depth": torch.full((2, 1, 8, 8), 0.5),
+        "focus_distance": torch.tensor([FOD500.focus_distances_m] * 2),
+    }  # fmt: skip
+    module = SDGSModule(sdnet_width=4, depthnet_width=4, use_confidence=use_confidence)
+    targets = module._targets(batch, batched_camera(FOD500, 4, 2, (8, 8)))
+    torch.testing.assert_close(targets["confidence"], conf if use_confidence else torch.ones_like(conf))
+    torch.testing.assert_close(targets["inv_depth"], torch.full((2, 1, 8, 8), 2.0))
+
+
+def test_abs_rel_l1_is_abs_rel() -> None:
+    pred, target = torch.tensor([[[[1.0, 3.0]]]]), torch.tensor([[[[2.0, 2.0]]]])  # depths (m)
+    value = losses.abs_rel_l1(1 / pred, 1 / target, torch.ones_like(pred))
+    assert float(value) == pytest.approx(0.5)  # (|1-2|/2 + |3-2|/2) / 2
+    clipped = losses.abs_rel_l1(1 / pred, 1 / target, torch.ones_like(pred), far_m=1.5)
+    assert float(clipped) == pytest.approx(1 / 6)  # (|1-1.5|/1.5 + 0) / 2
