@@ -52,7 +52,7 @@ bench-train:  ## quickstart quality bar (self-sup vs supervised vs constant) -> 
 gpu-check:  ## on one CUDA GPU (<= 8 min): gsplat/torch parity, renderer, fit and training speed, DDP -> bench/gpu.json
 	$(PYTHON) -m bench.gpu_check --out bench/gpu.json
 
-MINUTES ?= 4
+MINUTES ?= 3.5
 
 bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet, curves, per focus index/band, two texture families -> bench/single_image_oracle.json, docs/single_image.md (MINUTES per run; 45 for the long curves)
 	$(PYTHON) -m bench.single_image_oracle --minutes $(MINUTES) --out bench/single_image_oracle.json

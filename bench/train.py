@@ -9,6 +9,8 @@ so ``make reproduce-table`` reuses them):
   (same networks, budget and loss, ground truth), splatting stage, depth from focus, constant;
 * ``procedural-geometric``: the same two models, not retrained, on the same held-out scenes rendered with the
   ``geometric`` texture family they never saw (the cross-generator check of issue 10);
+* ``procedural-before-issue-10``: the quickstart with the settings before issue 10 (CoC-space loss weighted by
+  the splatting confidence, no blur inputs), self-supervised: the before/after comparison at one budget;
 * ``fod500-folder-144``: ``sdgs fit`` on a FoD500-format folder of 144 training stacks at 64 px (written by
   the procedural generator, read through the FoD500 loader), self-supervised, 56 epochs.
 
@@ -36,6 +38,18 @@ FOLDER_144 = Experiment(
         "data.init_args.data_dir": "results/fod500-folder-144/data",
         "trainer.max_epochs": 56,
         "trainer.check_val_every_n_epoch": 8,
+    },
+)
+#: the same budget and data with the settings before issue 10 (CoC-space L1 weighted by the splatting
+#: confidence, no blur inputs): the "before" row of the before/after comparison
+BEFORE = Experiment(
+    name="procedural-before-issue-10",
+    config=QUICKSTART,
+    overrides={
+        "model.target_space": "coc",
+        "model.blur_inputs": False,
+        "model.use_confidence": True,
+        "model.loss_far_m": "null",
     },
 )
 NETWORK_ROWS = ("self-supervised", "supervised")
@@ -77,7 +91,8 @@ def main() -> None:
     table_exps = {e.name: e for e in load_experiments("lightning_configs/table.yaml")}
     force = os.environ.get("FORCE") == "1"
     table = run_table([table_exps["procedural"], table_exps["procedural-geometric"]], args.results, force, ALL_ROWS)
-    budgets = {"procedural": 600.0, "procedural-geometric": None}
+    budgets = {"procedural": 600.0, "procedural-geometric": None, "procedural-before-issue-10": 600.0}
+    table.update(run_table([BEFORE], args.results, force, ("self-supervised", "constant")))
     if not args.no_folder:
         rows = ("self-supervised", "splatting stage", "depth from focus", "constant")
         table.update(run_table([FOLDER_144], args.results, force, rows))
@@ -95,6 +110,7 @@ def main() -> None:
             "test_sets": {
                 "procedural": "held-out procedural scenes (test seeds), pink textures (the training family)",
                 "procedural-geometric": "the same held-out scenes, geometric textures (never seen in training)",
+                "procedural-before-issue-10": "held-out procedural scenes (pink); the settings before issue 10",
                 "fod500-folder-144": "held-out procedural scenes; trained on a FoD500-format folder of 144 stacks",
             },
             "protocol": "DFV (clip to [0, 1.5] m), one defocused image per sample, all 5 focus indices; "
