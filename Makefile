@@ -46,7 +46,7 @@ bench-predict-stack:  ## sdgs predict --stack seconds and peak memory at 640x480
 bench-splat-real:  ## splatting stage on real textures (DFD-indoor; data dir from SDGS_DFD_INDOOR_DIR) -> bench/splat_real.json, docs/splat_real.png
 	$(PYTHON) -m bench.splat_real --out bench/splat_real.json
 
-bench-train:  ## quickstart quality bar (self-sup vs supervised vs constant) -> bench/quickstart.json
+bench-train:  ## single-image bar: quickstart self-sup/supervised vs baselines on pink + geometric textures, before-issue-10 row, 144-stack FoD500 folder -> bench/quickstart.json, results/bench_train/table.md
 	$(PYTHON) -m bench.train --out bench/quickstart.json
 
 gpu-check:  ## on one CUDA GPU (<= 8 min): gsplat/torch parity, renderer, fit and training speed, DDP -> bench/gpu.json

@@ -106,7 +106,7 @@ def curves_figure(runs: dict[str, Path], constant: float, path: Path) -> None:
 
 
 def write_page(path: Path, result: dict) -> None:
-    """``docs/single_image.md``: the tables of ``result`` (this script's JSON) and the plots beside it."""
+    """``docs/single_image_variants.md``: the tables of ``result`` (this script's JSON) and the plots beside it."""
     lines = [
         "# Single-image depth: the Lightning variants and signal ablations",
         "",
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--results", default="results/single_image")
     parser.add_argument("--docs", default="docs")
     parser.add_argument("--ablations", action="store_true", help="also the self-supervised signal ablations")
-    parser.add_argument("--page-only", action="store_true", help="rewrite docs/single_image.md from --out's JSON")
+    parser.add_argument("--page-only", action="store_true", help="rewrite the page from --out's JSON")
     args = parser.parse_args()
     if args.page_only:
         write_page(Path(args.docs) / "single_image_variants.md", json.loads(Path(args.out).read_text()))
@@ -198,7 +198,7 @@ def main() -> None:
     result = {
         "config": f"{QUICKSTART} (procedural FoD500-like, 64 px, CPU budget) + per-variant overrides",
         "test_set": "held-out procedural scenes (test seeds), one defocused image per sample, all 5 focus indices",
-        "protocol": "DFV (clip to [0, 1.5] m); near = GT < 1.5 m; constant = median GT of the training split",
+        "protocol": "DFV (clip to [0, 1.5] m); near = GT < 1.5 m; constant = median clipped GT of the training split",
         "variants": {name: o for name, (o, _) in variants.items()},
         "summary": summary,
         "abs_rel_per_focus_index": per_index,

@@ -11,6 +11,8 @@ so ``make reproduce-table`` reuses them):
   ``geometric`` texture family they never saw (the cross-generator check of issue 10);
 * ``procedural-before-issue-10``: the quickstart with the settings before issue 10 (CoC-space loss weighted by
   the splatting confidence, no blur inputs), self-supervised: the before/after comparison at one budget;
+* ``procedural-confidence`` (and ``-geometric``): the default with the splatting confidence weighting the
+  self-supervised terms, on both families;
 * ``fod500-folder-144``: ``sdgs fit`` on a FoD500-format folder of 144 training stacks at 64 px (written by
   the procedural generator, read through the FoD500 loader), self-supervised, 56 epochs.
 
@@ -24,22 +26,28 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from bench.common import write_json
 from sdgs.report import Experiment, load_experiments, run_table, write_table
 
 QUICKSTART = "lightning_configs/quickstart.yaml"
-#: the within-generator check on files: a FoD500-format folder of 144 stacks (issue 10, part 3)
-FOLDER_144 = Experiment(
-    name="fod500-folder-144",
-    config=QUICKSTART,
-    overrides={
-        "data.init_args.num_train": 144,
-        "data.init_args.data_dir": "results/fod500-folder-144/data",
-        "trainer.max_epochs": 56,
-        "trainer.check_val_every_n_epoch": 8,
-    },
-)
+
+
+def folder_144(results: str) -> Experiment:
+    """The within-generator check on files: a FoD500-format folder of 144 stacks (issue 10, part 3)."""
+    return Experiment(
+        name="fod500-folder-144",
+        config=QUICKSTART,
+        overrides={
+            "data.init_args.num_train": 144,
+            "data.init_args.data_dir": f"{results}/fod500-folder-144/data",
+            "trainer.max_epochs": 56,
+            "trainer.check_val_every_n_epoch": 8,
+        },
+    )
+
+
 #: the same budget and data with the settings before issue 10 (CoC-space L1 weighted by the splatting
 #: confidence, no blur inputs): the "before" row of the before/after comparison
 BEFORE = Experiment(
@@ -51,6 +59,15 @@ BEFORE = Experiment(
         "model.use_confidence": True,
         "model.loss_far_m": "null",
     },
+)
+#: the default with the splatting confidence weighting the self-supervised terms (model.use_confidence), on
+#: both texture families: the ablation the plain-loop diagnosis asked for (docs/single_image.md)
+CONFIDENCE = Experiment(name="procedural-confidence", config=QUICKSTART, overrides={"model.use_confidence": True})
+CONFIDENCE_GEOMETRIC = Experiment(
+    name="procedural-confidence-geometric",
+    config=QUICKSTART,
+    trained_in="procedural-confidence",
+    overrides={"model.use_confidence": True, "data.init_args.texture": "geometric"},
 )
 NETWORK_ROWS = ("self-supervised", "supervised")
 ALL_ROWS = (*NETWORK_ROWS, "splatting stage", "depth from focus", "constant")
@@ -92,12 +109,15 @@ def main() -> None:
     force = os.environ.get("FORCE") == "1"
     table = run_table([table_exps["procedural"], table_exps["procedural-geometric"]], args.results, force, ALL_ROWS)
     budgets = {"procedural": 600.0, "procedural-geometric": None, "procedural-before-issue-10": 600.0}
-    table.update(run_table([BEFORE], args.results, force, ("self-supervised", "constant")))
+    table.update(
+        run_table([BEFORE, CONFIDENCE, CONFIDENCE_GEOMETRIC], args.results, force, ("self-supervised", "constant"))
+    )
+    budgets.update({"procedural-confidence": 600.0, "procedural-confidence-geometric": None})
     if not args.no_folder:
         rows = ("self-supervised", "splatting stage", "depth from focus", "constant")
-        table.update(run_table([FOLDER_144], args.results, force, rows))
+        table.update(run_table([folder_144(args.results)], args.results, force, rows))
         budgets["fod500-folder-144"] = 900.0
-    write_table(table, args.results)
+    write_table(table, Path(args.results) / "bench_train")  # not results/table.*: that is reproduce-table's
     pick = lambda rows: {  # noqa: E731
         row: {k.removeprefix("test/"): round(v, 4) for k, v in rows[row]["metrics"].items()
               if k.removeprefix("test/") in ("abs_rel", "rmse", "delta1", "near/abs_rel")}
@@ -111,6 +131,8 @@ def main() -> None:
                 "procedural": "held-out procedural scenes (test seeds), pink textures (the training family)",
                 "procedural-geometric": "the same held-out scenes, geometric textures (never seen in training)",
                 "procedural-before-issue-10": "held-out procedural scenes (pink); the settings before issue 10",
+                "procedural-confidence": "held-out pink scenes; the default + model.use_confidence=true",
+                "procedural-confidence-geometric": "the same model on the geometric textures",
                 "fod500-folder-144": "held-out procedural scenes; trained on a FoD500-format folder of 144 stacks",
             },
             "protocol": "DFV (clip to [0, 1.5] m), one defocused image per sample, all 5 focus indices; "

@@ -274,13 +274,13 @@ class SyntheticDataModule(FocalStackDataModule):
             if self.data_dir is None:
                 out[split] = ProceduralDataset(n, self.size, seed, self._camera, self.texture, **kw)
             else:
-                from datamodules.fod500 import FoD500Dataset, fod500_indices
+                from datamodules.fod500 import FoD500Dataset
 
                 folder = Path(self.data_dir) / split
-                if not folder.is_dir() or len(fod500_indices(folder)) < n:
-                    write_procedural_dataset(
-                        folder, n, self.size, seed, self._camera, force=True, progress=False, texture=self.texture
-                    )
+                # resumes a set of the same settings (its manifest) and rewrites one of other settings
+                write_procedural_dataset(
+                    folder, n, self.size, seed, self._camera, force=True, progress=False, texture=self.texture
+                )
                 out[split] = FoD500Dataset(folder, list(range(n)), self.camera, **kw)
         return out
 

@@ -106,7 +106,14 @@ def _sdgs(args: list[str], log: Path) -> None:
 def _network_row(exp: Experiment, options: list[str], row: str, out: Path, cache: Path, force: bool, say) -> dict:
     root = out / exp.name / row.replace(" ", "_")
     metrics_path = root / "metrics.json"
-    if metrics_path.is_file() and not force:
+    source = out / exp.trained_in / row.replace(" ", "_") / "checkpoints" / "last.ckpt" if exp.trained_in else None
+    stale = (
+        source is not None
+        and source.is_file()
+        and metrics_path.is_file()
+        and (source.stat().st_mtime > metrics_path.stat().st_mtime)
+    )  # the models it tests were retrained since
+    if metrics_path.is_file() and not force and not stale:
         say(f"[{exp.name}] {row}: finished earlier, reusing {metrics_path}")
         return json.loads(metrics_path.read_text())
     if force and root.exists():
@@ -115,9 +122,8 @@ def _network_row(exp: Experiment, options: list[str], row: str, out: Path, cache
     delta = root / "row.yaml"
     delta.write_text(yaml.safe_dump(_row_delta(row, root, cache), sort_keys=False))
     configs = ["--config", exp.config, "--config", str(delta), *options]
-    ckpt = root / "checkpoints" / "last.ckpt"
-    if exp.trained_in:
-        ckpt = out / exp.trained_in / row.replace(" ", "_") / "checkpoints" / "last.ckpt"
+    ckpt = source or root / "checkpoints" / "last.ckpt"
+    if source is not None:
         if not ckpt.is_file():
             raise FileNotFoundError(
                 f"[{exp.name}] tests the {row!r} model of experiment {exp.trained_in!r}, but {ckpt} does not "

@@ -77,7 +77,7 @@ def test_fit_then_test_writes_metrics_and_checkpoints(tmp_path: Path) -> None:
 
 def test_print_config_and_bad_configs(tmp_path: Path) -> None:
     proc = sdgs("fit", "--config", CFG, "--print_config", cwd=tmp_path)
-    assert "\nsplat:\n  cache_dir: cache/splat\n  iters: 16\n" in proc.stdout and "SyntheticDataModule" in proc.stdout
+    assert "\nsplat:\n  cache_dir: cache/splat\n  iters: 0\n" in proc.stdout and "SyntheticDataModule" in proc.stdout
     bad_key = sdgs("fit", "--config", CFG, "--model.no_such_key=1", cwd=tmp_path, check=False)
     assert bad_key.returncode != 0 and "no_such_key" in bad_key.stderr
     bad_class = sdgs("fit", "--config", CFG, "--data=datamodules.NoSuchDataModule", cwd=tmp_path, check=False)

@@ -70,6 +70,6 @@ def test_table_experiments_point_at_configs() -> None:
     from sdgs.report import load_experiments
 
     experiments = load_experiments(CONFIGS / "table.yaml")
-    assert [e.name for e in experiments] == ["procedural", "fod500", "nyuv2"]
+    assert [e.name for e in experiments] == ["procedural", "fod500", "nyuv2", "procedural-geometric"]
     for exp in experiments:
         print_config("--config", str(REPO / exp.config))

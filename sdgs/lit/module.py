@@ -63,18 +63,18 @@ class SDGSModule(L.LightningModule):
         sdnet_width, sdnet_depth, depthnet_width, depthnet_depth: U-Net sizes.
         blur_inputs: SDNet also sees local sharpness-vs-contrast features (:func:`sdgs.models.blur_features`).
         lr, weight_decay: AdamW settings; cosine decay over the run.
-        defocus_weight: SDNet's term to the splatting targets (confidence-weighted), in ``target_space``.
+        defocus_weight: SDNet's term to the splatting targets, in ``target_space``.
         target_space: ``"log_depth"`` = L1 of log inverse depth (the space AbsRel and δ live in) for both
             SDNet and DepthNet; ``"coc"`` = SDNet signed-CoC L1 (px) and DepthNet relative inverse-depth L1.
         loss_far_m: with ``log_depth``, clip depths beyond this (m) in the loss, as a clipping metric protocol
             does (DFV: 1.5 m); None = no clip.
         use_confidence: weight the self-supervised terms by the splatting stage's confidence. Off by default:
             the confident pixels are few and mostly textured near ones, and weighting by them left the networks
-            near a depth prior (docs/single_image.md, ablation "teacher's confidence").
+            near a depth prior (docs/single_image.md, run "self-supervised, confidence-weighted").
         siamese_weight: agreement of the inverse depths two branches imply (<= 0.1: alone it pushes
             towards a focus-independent output).
         blur_weight: re-render a partner image from the splatting radiance and SDNet's depth; photometric.
-        depth_weight: DepthNet inverse-depth L1 to the splatting initial depth (confidence-weighted).
+        depth_weight: DepthNet's term to the splatting initial depth, in ``target_space``.
         depth_render_weight: the same re-render loss from DepthNet's depth.
         smooth_weight: edge-aware smoothness of DepthNet's inverse depth.
         render_every: compute the rendered losses every N steps (rendering dominates a step on CPU).

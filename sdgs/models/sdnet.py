@@ -49,7 +49,8 @@ def focus_plane(focus_m: Tensor, like: Tensor, near_m: float, far_m: float) -> T
 class SDNet(nn.Module):
     """Siamese Defocus Network: one shared-weight encoder-decoder applied to each image of a stack.
 
-    Input: one defocused image and its focus distance (a constant plane). Output: a signed CoC map (px)
+    Input: one defocused image, its focus distance (a constant plane) and, with ``blur_inputs``, its
+    :func:`blur_features`. Output: a signed CoC map (px)
     produced from a *bounded* log inverse depth through the thin lens, so it never leaves the depth
     range the renderer and the dataset use. The defocus map is ``|signed_coc|``. The Siamese pairing is
     the training (two images of one stack through the same weights), not the architecture.
