@@ -11,8 +11,8 @@ so ``make reproduce-table`` reuses them):
   ``geometric`` texture family they never saw (the cross-generator check of issue 10);
 * ``procedural-before-issue-10``: the quickstart with the settings before issue 10 (CoC-space loss weighted by
   the splatting confidence, no blur inputs), self-supervised: the before/after comparison at one budget;
-* ``procedural-confidence`` (and ``-geometric``): the default with the splatting confidence weighting the
-  self-supervised terms, on both families;
+* ``procedural-no-confidence`` (and ``-geometric``): the default without the splatting confidence weighting
+  the self-supervised terms, on both families;
 * ``fod500-folder-144``: ``sdgs fit`` on a FoD500-format folder of 144 training stacks at 64 px (written by
   the procedural generator, read through the FoD500 loader), self-supervised, 56 epochs.
 
@@ -60,14 +60,16 @@ BEFORE = Experiment(
         "model.loss_far_m": "null",
     },
 )
-#: the default with the splatting confidence weighting the self-supervised terms (model.use_confidence), on
-#: both texture families: the ablation the plain-loop diagnosis asked for (docs/single_image.md)
-CONFIDENCE = Experiment(name="procedural-confidence", config=QUICKSTART, overrides={"model.use_confidence": True})
-CONFIDENCE_GEOMETRIC = Experiment(
-    name="procedural-confidence-geometric",
+#: the default without the splatting confidence weighting the self-supervised terms (every pixel alike), on
+#: both texture families: the confidence ablation
+NO_CONFIDENCE = Experiment(
+    name="procedural-no-confidence", config=QUICKSTART, overrides={"model.use_confidence": False}
+)
+NO_CONFIDENCE_GEOMETRIC = Experiment(
+    name="procedural-no-confidence-geometric",
     config=QUICKSTART,
-    trained_in="procedural-confidence",
-    overrides={"model.use_confidence": True, "data.init_args.texture": "geometric"},
+    trained_in="procedural-no-confidence",
+    overrides={"model.use_confidence": False, "data.init_args.texture": "geometric"},
 )
 NETWORK_ROWS = ("self-supervised", "supervised")
 ALL_ROWS = (*NETWORK_ROWS, "splatting stage", "depth from focus", "constant")
@@ -110,9 +112,11 @@ def main() -> None:
     table = run_table([table_exps["procedural"], table_exps["procedural-geometric"]], args.results, force, ALL_ROWS)
     budgets = {"procedural": 600.0, "procedural-geometric": None, "procedural-before-issue-10": 600.0}
     table.update(
-        run_table([BEFORE, CONFIDENCE, CONFIDENCE_GEOMETRIC], args.results, force, ("self-supervised", "constant"))
+        run_table(
+            [BEFORE, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], args.results, force, ("self-supervised", "constant")
+        )
     )
-    budgets.update({"procedural-confidence": 600.0, "procedural-confidence-geometric": None})
+    budgets.update({"procedural-no-confidence": 600.0, "procedural-no-confidence-geometric": None})
     if not args.no_folder:
         rows = ("self-supervised", "splatting stage", "depth from focus", "constant")
         table.update(run_table([folder_144(args.results)], args.results, force, rows))
@@ -131,8 +135,8 @@ def main() -> None:
                 "procedural": "held-out procedural scenes (test seeds), pink textures (the training family)",
                 "procedural-geometric": "the same held-out scenes, geometric textures (never seen in training)",
                 "procedural-before-issue-10": "held-out procedural scenes (pink); the settings before issue 10",
-                "procedural-confidence": "held-out pink scenes; the default + model.use_confidence=true",
-                "procedural-confidence-geometric": "the same model on the geometric textures",
+                "procedural-no-confidence": "held-out pink scenes; the default with model.use_confidence=false",
+                "procedural-no-confidence-geometric": "the same model on the geometric textures",
                 "fod500-folder-144": "held-out procedural scenes; trained on a FoD500-format folder of 144 stacks",
             },
             "protocol": "DFV (clip to [0, 1.5] m), one defocused image per sample, all 5 focus indices; "

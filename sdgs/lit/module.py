@@ -68,9 +68,9 @@ class SDGSModule(L.LightningModule):
             SDNet and DepthNet; ``"coc"`` = SDNet signed-CoC L1 (px) and DepthNet relative inverse-depth L1.
         loss_far_m: with ``log_depth``, clip depths beyond this (m) in the loss, as a clipping metric protocol
             does (DFV: 1.5 m); None = no clip.
-        use_confidence: weight the self-supervised terms by the splatting stage's confidence. Off by default:
-            the confident pixels are few and mostly textured near ones, and weighting by them left the networks
-            near a depth prior (docs/single_image.md, run "self-supervised, confidence-weighted").
+        use_confidence: weight the self-supervised terms by the splatting stage's confidence (few pixels, mostly
+            textured near ones). It trades δ1 for AbsRel and holds on unseen textures (bench/quickstart.json:
+            ``procedural`` vs ``procedural-no-confidence``; docs/method.md "Losses").
         siamese_weight: agreement of the inverse depths two branches imply (<= 0.1: alone it pushes
             towards a focus-independent output).
         blur_weight: re-render a partner image from the splatting radiance and SDNet's depth; photometric.
@@ -100,7 +100,7 @@ class SDGSModule(L.LightningModule):
         defocus_weight: float = 1.0,
         target_space: Literal["log_depth", "coc"] = "log_depth",
         loss_far_m: float | None = None,
-        use_confidence: bool = False,
+        use_confidence: bool = True,
         siamese_weight: float = 0.05,
         blur_weight: float = 0.5,
         depth_weight: float = 1.0,
