@@ -137,6 +137,12 @@ def figure(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def read_bar(path: Path) -> dict | None:
+    """``make bench-train``'s JSON, or None if absent or of an older format (no ``bar``)."""
+    data = json.loads(path.read_text()) if path.is_file() else None
+    return data if data and "bar" in data else None
+
+
 def write_page(result: dict, path: Path, bar: dict | None) -> None:
     """``docs/single_image.md``: this run's tables and plots, and the Lightning bar of ``bench/quickstart.json``."""
     fams = list(result["constant"])
@@ -227,8 +233,7 @@ def main() -> None:
     parser.add_argument("--page-only", action="store_true", help="rewrite --page from --out's JSON and --bar")
     args = parser.parse_args()
     if args.page_only:
-        bar = json.loads(Path(args.bar).read_text()) if Path(args.bar).is_file() else None
-        write_page(json.loads(Path(args.out).read_text()), Path(args.page), bar if bar and "bar" in bar else None)
+        write_page(json.loads(Path(args.out).read_text()), Path(args.page), read_bar(Path(args.bar)))
         return
     camera = scene_camera(FOD500, SIZE)
     focus = torch.tensor(camera.focus_distances_m)
@@ -269,9 +274,7 @@ def main() -> None:
     write_json(args.out, result)
     figure(result, Path(args.figure))
     coc_figure(Path(args.figure).with_name("single_image_coc.png"))
-    bar = json.loads(Path(args.bar).read_text()) if Path(args.bar).is_file() else None
-    bar = bar if bar and "bar" in bar else None  # an older bench/quickstart.json has no bar
-    write_page(result, Path(args.page), bar)
+    write_page(result, Path(args.page), read_bar(Path(args.bar)))
 
 
 if __name__ == "__main__":

@@ -102,6 +102,13 @@ def _geometric_field(h: int, w: int, g: torch.Generator) -> Tensor:
 TEXTURES = {"pink": _pink_texture, "geometric": _geometric_texture}
 
 
+def _check_texture(texture: str) -> str:
+    """``texture`` if it names a family of :data:`TEXTURES`, else a ValueError listing them."""
+    if texture not in TEXTURES:
+        raise ValueError(f"texture must be one of {sorted(TEXTURES)}, got {texture!r}")
+    return texture
+
+
 def _fork(g: torch.Generator) -> torch.Generator:
     """A generator seeded from ``g`` by one draw: what a texture consumes never shifts ``g``'s stream, so a
     seed gives the same geometry (shapes, depths) in every texture family."""
@@ -149,8 +156,7 @@ def make_scene(
 
     ``texture``: a family of :data:`TEXTURES`. Depths and shapes depend on ``seed`` only, not on the family.
     """
-    if texture not in TEXTURES:
-        raise ValueError(f"texture must be one of {sorted(TEXTURES)}, got {texture!r}")
+    _check_texture(texture)
     h, w = (size, size) if isinstance(size, int) else size
     g = torch.Generator().manual_seed(int(seed))
     near, far = camera.depth_range_m
@@ -250,10 +256,9 @@ class SyntheticDataModule(FocalStackDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if texture not in TEXTURES:
-            raise ValueError(f"data.texture must be one of {sorted(TEXTURES)}, got {texture!r}")
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
-        self.size, self.seed, self.data_dir, self.texture = size, seed, data_dir, texture
+        self.size, self.seed, self.data_dir = size, seed, data_dir
+        self.texture = _check_texture(texture)  # at configuration time, not at the first lazily made scene
         self._camera = get_camera(camera)
 
     @property

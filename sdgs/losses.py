@@ -38,6 +38,11 @@ def confidence_l1(pred: Tensor, target: Tensor, confidence: Tensor, eps: float =
     return (c * (pred - target).abs()).sum() / c.sum().clamp_min(eps)
 
 
+def _clip_far(inv_depth: Tensor, far_m: float | None, eps: float) -> Tensor:
+    """Inverse depth (1/m) with depths beyond ``far_m`` (and non-positive values) clipped, for the depth losses."""
+    return inv_depth.clamp_min(max(eps, 1.0 / far_m) if far_m else eps)
+
+
 def log_depth_l1(
     pred_inv: Tensor, target_inv: Tensor, confidence: Tensor, far_m: float | None = None, eps: float = 1e-6
 ) -> Tensor:
@@ -47,8 +52,8 @@ def log_depth_l1(
     moves for far-field errors (the CoC saturates with depth). ``far_m`` clips both depths there first, as
     a protocol that clips does (DFV: 1.5 m): a pixel beyond it only has to come out beyond it.
     """
-    floor = max(eps, 1.0 / far_m) if far_m else eps
-    return confidence_l1(pred_inv.clamp_min(floor).log(), target_inv.clamp_min(floor).log(), confidence)
+    pred_inv, target_inv = _clip_far(pred_inv, far_m, eps), _clip_far(target_inv, far_m, eps)
+    return confidence_l1(pred_inv.log(), target_inv.log(), confidence)
 
 
 def abs_rel_l1(
@@ -59,8 +64,7 @@ def abs_rel_l1(
     Its minimiser under an uncertain target is the 1/z*-weighted median, below the median that
     :func:`log_depth_l1` gives: the AbsRel-optimal point prediction. ``far_m`` clips both depths first.
     """
-    floor = max(eps, 1.0 / far_m) if far_m else eps
-    pred, target = 1.0 / pred_inv.clamp_min(floor), 1.0 / target_inv.clamp_min(floor)
+    pred, target = 1.0 / _clip_far(pred_inv, far_m, eps), 1.0 / _clip_far(target_inv, far_m, eps)
     return confidence_l1(pred / target, torch.ones_like(target), confidence)
 
 

@@ -123,12 +123,11 @@ def _network_row(exp: Experiment, options: list[str], row: str, out: Path, cache
     delta.write_text(yaml.safe_dump(_row_delta(row, root, cache), sort_keys=False))
     configs = ["--config", exp.config, "--config", str(delta), *options]
     ckpt = source or root / "checkpoints" / "last.ckpt"
-    if source is not None:
-        if not ckpt.is_file():
-            raise FileNotFoundError(
-                f"[{exp.name}] tests the {row!r} model of experiment {exp.trained_in!r}, but {ckpt} does not "
-                f"exist: run {exp.trained_in!r} first (list it before {exp.name!r} in the experiments file)"
-            )
+    if source is not None and not source.is_file():
+        raise FileNotFoundError(
+            f"[{exp.name}] tests the {row!r} model of experiment {exp.trained_in!r}, but {source} does not "
+            f"exist: run {exp.trained_in!r} first (list it before {exp.name!r} in the experiments file)"
+        )
     t0 = time.perf_counter()
     if ckpt.is_file():
         say(f"[{exp.name}] {row}: reusing checkpoint {ckpt}")
