@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-predict-stack bench-train bench-single-image bench-single-image-variants gpu-check reproduce-table quickstart-ckpt synth clean
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-predict-stack bench-train bench-train-long bench-single-image bench-single-image-variants gpu-check reproduce-table quickstart-ckpt synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ bench-predict-stack:  ## sdgs predict --stack seconds and peak memory at 640x480
 
 bench-splat-real:  ## splatting stage on real textures (DFD-indoor; data dir from SDGS_DFD_INDOOR_DIR) -> bench/splat_real.json, docs/splat_real.png
 	$(PYTHON) -m bench.splat_real --out bench/splat_real.json
+
+bench-train-long:  ## the same table at the long budget (2 048 scenes, 3 840 steps, ~90 min) with learning curves -> bench/train_long.json, docs/train_long.png
+	$(PYTHON) -m bench.train --long --out bench/train_long.json
 
 bench-train:  ## single-image bar: quickstart self-sup/supervised vs baselines on pink + geometric textures, before-issue-10 row, 144-stack FoD500 folder -> bench/quickstart.json, results/bench_train/table.md
 	$(PYTHON) -m bench.train --out bench/quickstart.json

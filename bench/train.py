@@ -1,12 +1,16 @@
 """Quickstart quality bar: single-image depth against the constant and no-learning baselines, in one run.
 
-    python -m bench.train --out bench/quickstart.json      (FORCE=1 retrains; make bench-train)
+    python -m bench.train                      -> bench/quickstart.json  (make bench-train, ~35 min)
+    python -m bench.train --long               -> bench/train_long.json, docs/train_long.png
+                                                  (make bench-train-long, ~90 min)
+    python -m bench.train --only procedural    reruns one experiment, keeps the others' entries
+    FORCE=1 retrains finished rows.
 
 Runs, through :mod:`sdgs.report` (``sdgs fit`` / ``sdgs test`` subprocesses, run folders under ``results/``,
 so ``make reproduce-table`` reuses them):
 
 * ``procedural``: the quickstart config as a user runs it (``pink`` textures): self-supervised, supervised
-  (same networks, budget and loss, ground truth), splatting stage, depth from focus, constant;
+  (same networks and budget, ground truth, the AbsRel loss), splatting stage, depth from focus, constant;
 * ``procedural-geometric``: the same two models, not retrained, on the same held-out scenes rendered with the
   ``geometric`` texture family they never saw (the cross-generator check of issue 10);
 * ``procedural-before-issue-10``: the quickstart with the settings before issue 10 (CoC-space loss weighted by
@@ -14,7 +18,10 @@ so ``make reproduce-table`` reuses them):
 * ``procedural-no-confidence`` (and ``-geometric``): the default without the splatting confidence weighting
   the self-supervised terms, on both families;
 * ``fod500-folder-144``: ``sdgs fit`` on a FoD500-format folder of 144 training stacks at 64 px (written by
-  the procedural generator, read through the FoD500 loader), self-supervised, 56 epochs.
+  the procedural generator, read through the FoD500 loader), self-supervised, 56 epochs;
+* ``--long``: ``procedural-long`` (and ``-geometric``): the same rows at the long budget (:data:`LONG`), with
+  the validation learning curves of both network rows (step, wall time, AbsRel, near AbsRel, δ1) and the
+  aim near AbsRel <= 1.5 x the splatting stage's.
 
 Bar (issue 10), per test set: self-supervised AbsRel <= 0.75 x the constant's, near AbsRel <= 0.5 x the
 constant's near AbsRel, delta1 >= the constant's - 5 points; supervised <= self-supervised (AbsRel, near
@@ -25,7 +32,11 @@ median depth as the DFV protocol scores it (clipped at 1.5 m).
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
+import subprocess
+import time
 from pathlib import Path
 
 from bench.common import write_json
@@ -101,36 +112,156 @@ def bar(rows: dict, budget_s: float | None) -> dict:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="bench/quickstart.json")
-    parser.add_argument("--results", default="results")
-    parser.add_argument("--no-folder", action="store_true", help="skip the 144-stack FoD500-folder check")
-    args = parser.parse_args()
-    table_exps = {e.name: e for e in load_experiments("lightning_configs/table.yaml")}
-    force = os.environ.get("FORCE") == "1"
-    table = run_table([table_exps["procedural"], table_exps["procedural-geometric"]], args.results, force, ALL_ROWS)
-    budgets = {"procedural": 600.0, "procedural-geometric": None, "procedural-before-issue-10": 600.0}
-    table.update(
-        run_table(
-            [BEFORE, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], args.results, force, ("self-supervised", "constant")
-        )
-    )
-    budgets.update({"procedural-no-confidence": 600.0, "procedural-no-confidence-geometric": None})
-    if not args.no_folder:
-        rows = ("self-supervised", "splatting stage", "depth from focus", "constant")
-        table.update(run_table([folder_144(args.results)], args.results, force, rows))
-        budgets["fod500-folder-144"] = 900.0
-    write_table(table, Path(args.results) / "bench_train")  # not results/table.*: that is reproduce-table's
-    pick = lambda rows: {  # noqa: E731
+#: the long budget (issue 10, ``make bench-train-long``): the quickstart's networks and settings, 4x the scenes
+#: (2 048) and 7.5x the steps (3 840 = 30 epochs of 128), validation on 32 scenes every 2 epochs. About 45
+#: minutes for the self-supervised row on 2 CPU cores; the supervised row runs the same steps (no rendering).
+LONG = Experiment(
+    name="procedural-long",
+    config=QUICKSTART,
+    overrides={
+        "data.init_args.num_train": 2048,
+        "data.init_args.num_val": 32,
+        "trainer.max_epochs": 30,
+        "trainer.check_val_every_n_epoch": 2,
+    },
+)
+LONG_GEOMETRIC = Experiment(
+    name="procedural-long-geometric",
+    config=QUICKSTART,
+    trained_in="procedural-long",
+    overrides={**LONG.overrides, "data.init_args.texture": "geometric"},
+)
+CURVE_KEYS = ("time/fit_seconds", "val/abs_rel", "val/near/abs_rel", "val/delta1")
+
+
+def curve(run_folder: Path) -> list[dict]:
+    """Validation points of one ``sdgs fit`` run (its newest ``logs/version_N/metrics.csv``): step, wall
+    seconds since the fit started, val AbsRel / near AbsRel / δ1."""
+    logs = sorted((run_folder / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
+    if not logs:
+        raise FileNotFoundError(f"no logs/version_*/metrics.csv under {run_folder}: was it trained by sdgs fit?")
+    points = []
+    with logs[-1].open() as f:
+        for rec in csv.DictReader(f):
+            if rec.get("val/abs_rel"):
+                points.append({"step": int(rec["step"]), **{k: float(rec[k]) for k in CURVE_KEYS if rec.get(k)}})
+    return points
+
+
+def plot_curves(curves: dict[str, list[dict]], splat_near: float, const: dict, out: Path) -> None:
+    """Val AbsRel, near AbsRel and δ1 against wall time for each network row (docs/train_long.png)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, key, title in zip(axes, CURVE_KEYS[1:], ("AbsRel", "near AbsRel (GT < 1.5 m)", "δ1 (%)"), strict=True):
+        for row, points in curves.items():
+            ax.plot([p["time/fit_seconds"] / 60 for p in points], [p[key] for p in points], marker=".", label=row)
+        ax.axhline(const[key.replace("val/", "")], color="grey", ls="--", label="constant (test)")
+        if key == "val/near/abs_rel":
+            ax.axhline(1.5 * splat_near, color="green", ls=":", label="1.5 x splatting stage (test)")
+        ax.set_xlabel("training wall minutes (2 CPU cores)")
+        ax.set_title(title)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Long budget: validation curves (32 held-out pink scenes, all 5 focus indices)")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def pick(rows: dict) -> dict:
+    """The reported metrics of each row of one experiment."""
+    keep = ("abs_rel", "rmse", "delta1", "near/abs_rel")
+    return {
         row: {k.removeprefix("test/"): round(v, 4) for k, v in rows[row]["metrics"].items()
-              if k.removeprefix("test/") in ("abs_rel", "rmse", "delta1", "near/abs_rel")}
+              if k.removeprefix("test/") in keep}
         for row in ALL_ROWS if row in rows
     }  # fmt: skip
+
+
+def commit() -> str:
+    """The checked-out commit (with ``+dirty`` when the tree has changes): which code produced the numbers."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return (head or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default=None, help="default bench/quickstart.json (--long: bench/train_long.json)")
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--no-folder", action="store_true", help="skip the 144-stack FoD500-folder check")
+    parser.add_argument("--long", action="store_true", help="the long budget (make bench-train-long, ~90 min)")
+    parser.add_argument(
+        "--only", nargs="+", metavar="EXPERIMENT",
+        help="run only these experiments; the others' entries are kept from --out as they are (with the date "
+        "and commit that produced them, under 'ran')",
+    )  # fmt: skip
+    args = parser.parse_args()
+    out = Path(args.out or ("bench/train_long.json" if args.long else "bench/quickstart.json"))
+    table_exps = {e.name: e for e in load_experiments("lightning_configs/table.yaml")}
+    force = os.environ.get("FORCE") == "1"
+    if args.long:
+        plan = [([LONG, LONG_GEOMETRIC], ALL_ROWS)]
+        budgets: dict[str, float | None] = {"procedural-long": None, "procedural-long-geometric": None}
+    else:
+        plan = [
+            ([table_exps["procedural"], table_exps["procedural-geometric"]], ALL_ROWS),
+            ([BEFORE, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], ("self-supervised", "constant")),
+        ]
+        budgets = {
+            "procedural": 600.0, "procedural-geometric": None, "procedural-before-issue-10": 600.0,
+            "procedural-no-confidence": 600.0, "procedural-no-confidence-geometric": None,
+        }  # fmt: skip
+        if not args.no_folder:
+            stack_rows = ("self-supervised", "splatting stage", "depth from focus", "constant")
+            plan.append(([folder_144(args.results)], stack_rows))
+            budgets["fod500-folder-144"] = 900.0
+    if args.only:
+        known = {e.name for exps, _ in plan for e in exps}
+        if unknown := sorted(set(args.only) - known):
+            raise SystemExit(f"--only: unknown experiment(s) {unknown}; this bench runs {sorted(known)}")
+        plan = [([e for e in exps if e.name in args.only], rows) for exps, rows in plan]
+    table: dict = {}
+    for exps, rows in plan:
+        if exps:
+            table.update(run_table(exps, args.results, force, rows))
+    write_table(table, Path(args.results) / ("bench_train_long" if args.long else "bench_train"))
+    ran = {name: {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": commit()} for name in table}
+    payload = {
+        "rows": {name: pick(rows) for name, rows in table.items()},
+        "fit_seconds": {
+            name: {r: rows[r].get("fit_seconds") for r in NETWORK_ROWS if r in rows} for name, rows in table.items()
+        },
+        "bar": {name: bar(rows, budgets[name]) for name, rows in table.items()},
+    }
+    if args.only and out.is_file():  # keep the experiments not rerun, with when and what produced them
+        previous = json.loads(out.read_text())
+        for name in budgets:
+            if name not in table and name in previous.get("rows", {}):
+                for key in ("rows", "fit_seconds", "bar"):
+                    payload[key][name] = previous[key][name]
+                ran[name] = previous.get("ran", {}).get(name, {"date": previous["date"], "commit": "unrecorded"})
+    if args.long:
+        ss = table["procedural-long"]
+        curves = {row: curve(Path(args.results) / "procedural-long" / row.replace(" ", "_")) for row in NETWORK_ROWS}
+        metrics = lambda row: {k.removeprefix("test/"): v for k, v in ss[row]["metrics"].items()}  # noqa: E731
+        splat_near = metrics("splatting stage")["near/abs_rel"]
+        plot_curves(curves, splat_near, metrics("constant"), Path("docs/train_long.png"))
+        near = metrics("self-supervised")["near/abs_rel"]
+        payload["curves"] = curves
+        payload["aim"] = {
+            "near_abs_rel_over_splatting_stage": round(near / splat_near, 3),
+            "near abs_rel <= 1.5 x splatting stage": near <= 1.5 * splat_near,
+        }
     write_json(
-        args.out,
+        out,
         {
-            "config": f"{QUICKSTART} (procedural FoD500-like, 64 px, CPU); trained on the pink texture family",
+            "config": f"{QUICKSTART} (procedural FoD500-like, 64 px, CPU); trained on the pink texture family"
+            + ("; long budget: 2 048 scenes, 3 840 steps (bench.train.LONG)" if args.long else ""),
             "test_sets": {
                 "procedural": "held-out procedural scenes (test seeds), pink textures (the training family)",
                 "procedural-geometric": "the same held-out scenes, geometric textures (never seen in training)",
@@ -138,14 +269,14 @@ def main() -> None:
                 "procedural-no-confidence": "held-out pink scenes; the default with model.use_confidence=false",
                 "procedural-no-confidence-geometric": "the same model on the geometric textures",
                 "fod500-folder-144": "held-out procedural scenes; trained on a FoD500-format folder of 144 stacks",
+                "procedural-long": "held-out pink scenes; the long budget",
+                "procedural-long-geometric": "the long-budget models on the geometric textures (never seen)",
             },
             "protocol": "DFV (clip to [0, 1.5] m), one defocused image per sample, all 5 focus indices; "
-            "near = GT < 1.5 m; constant = median of the clipped training GT",
-            "rows": {name: pick(rows) for name, rows in table.items()},
-            "fit_seconds": {
-                name: {r: rows[r].get("fit_seconds") for r in NETWORK_ROWS if r in rows} for name, rows in table.items()
-            },
-            "bar": {name: bar(rows, budgets[name]) for name, rows in table.items()},
+            "near = GT < 1.5 m; constant = median of the clipped training GT; supervised = ground truth "
+            "with the AbsRel loss (model.target_space=abs_rel)",
+            "ran": ran,
+            **payload,
         },
     )
 

@@ -13,6 +13,7 @@ for ground truth (the upper-bound row only). Evaluation always sees ONE defocuse
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,6 +56,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+#: ``model.target_space`` -> the depth loss of SDNet's and DepthNet's terms, on inverse depths ``(B, 1, H, W)``
+DEPTH_LOSSES = {"log_depth": losses.log_depth_l1, "abs_rel": losses.abs_rel_l1}
+
+
 class SDGSModule(L.LightningModule):
     """SDNet + DepthNet training and single-image evaluation.
 
@@ -65,9 +70,12 @@ class SDGSModule(L.LightningModule):
         lr, weight_decay: AdamW settings; cosine decay over the run.
         defocus_weight: SDNet's term to the splatting targets, in ``target_space``.
         target_space: ``"log_depth"`` = L1 of log inverse depth (the space AbsRel and δ live in) for both
-            SDNet and DepthNet; ``"coc"`` = SDNet signed-CoC L1 (px) and DepthNet relative inverse-depth L1.
-        loss_far_m: with ``log_depth``, clip depths beyond this (m) in the loss, as a clipping metric protocol
-            does (DFV: 1.5 m); None = no clip.
+            SDNet and DepthNet; ``"abs_rel"`` = AbsRel itself, ``|z - z*| / z*`` (its minimiser errs near, as
+            AbsRel rewards: the best loss of the ground-truth oracle, docs/single_image.md; the supervised
+            upper bound of ``sdgs.report`` uses it); ``"coc"`` = SDNet signed-CoC L1 (px) and DepthNet
+            relative inverse-depth L1.
+        loss_far_m: with ``log_depth`` or ``abs_rel``, clip depths beyond this (m) in the loss, as a clipping
+            metric protocol does (DFV: 1.5 m); None = no clip.
         use_confidence: weight the self-supervised terms by the splatting stage's confidence (few pixels, mostly
             textured near ones). It trades δ1 for AbsRel and holds on unseen textures (bench/quickstart.json:
             ``procedural`` vs ``procedural-no-confidence``; docs/method.md "Losses").
@@ -98,7 +106,7 @@ class SDGSModule(L.LightningModule):
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         defocus_weight: float = 1.0,
-        target_space: Literal["log_depth", "coc"] = "log_depth",
+        target_space: Literal["log_depth", "abs_rel", "coc"] = "log_depth",
         loss_far_m: float | None = None,
         use_confidence: bool = True,
         siamese_weight: float = 0.05,
@@ -119,8 +127,8 @@ class SDGSModule(L.LightningModule):
         super().__init__()
         if stage not in ("joint", "sdnet", "depthnet"):
             raise ValueError(f"model.stage must be 'joint', 'sdnet' or 'depthnet', got {stage!r}")
-        if target_space not in ("log_depth", "coc"):
-            raise ValueError(f"model.target_space must be 'log_depth' or 'coc', got {target_space!r}")
+        if target_space not in DEPTH_LOSSES and target_space != "coc":
+            raise ValueError(f"model.target_space must be 'log_depth', 'abs_rel' or 'coc', got {target_space!r}")
         self.save_hyperparameters()
         self.sdnet = SDNet(sdnet_width, sdnet_depth, blur_inputs=blur_inputs)
         self.depthnet = DepthNet(depthnet_width, depthnet_depth)
@@ -283,10 +291,10 @@ class SDGSModule(L.LightningModule):
         out_a = {k: v[:bsz] for k, v in both.items()}
         out_b = {k: v[bsz:] for k, v in both.items()}
         conf = targets["confidence"]
-        if hp.target_space == "log_depth":
-            far = hp.loss_far_m
-            defocus = losses.log_depth_l1(out_a["inv_depth"], targets["inv_depth"], conf, far)
-            defocus = defocus + losses.log_depth_l1(out_b["inv_depth"], targets["inv_depth"], conf, far)
+        if hp.target_space in DEPTH_LOSSES:
+            loss, far = DEPTH_LOSSES[hp.target_space], hp.loss_far_m
+            defocus = loss(out_a["inv_depth"], targets["inv_depth"], conf, far)
+            defocus = defocus + loss(out_b["inv_depth"], targets["inv_depth"], conf, far)
         else:
             defocus = losses.confidence_l1(out_a["signed_coc"], targets["coc"][rows, a_idx], conf)
             defocus = defocus + losses.confidence_l1(out_b["signed_coc"], targets["coc"][rows, b_idx], conf)
@@ -309,8 +317,9 @@ class SDGSModule(L.LightningModule):
         image, focus = batch["stack"][rows, a_idx], batch["focus_distance"][rows, a_idx]
         cam = batched_camera(batch["camera"], 4)
         ref = self.depthnet(image, sd["defocus"].detach(), focus, sd["depth"].detach(), cam)
-        if hp.target_space == "log_depth":
-            depth = losses.log_depth_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"], hp.loss_far_m)
+        if hp.target_space in DEPTH_LOSSES:
+            loss = DEPTH_LOSSES[hp.target_space]
+            depth = loss(ref["inv_depth"], targets["inv_depth"], targets["confidence"], hp.loss_far_m)
         else:
             depth = losses.confidence_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
             depth = depth / targets["inv_depth"].mean().clamp_min(1e-6)
@@ -423,8 +432,14 @@ class SDGSModule(L.LightningModule):
                 self.log_dict({self._prefix(split, name) + k: v for k, v in metric.compute().items()})
             metric.reset()
 
+    def on_fit_start(self) -> None:
+        self._fit_t0 = time.perf_counter()
+
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
+        if not self.trainer.sanity_checking and hasattr(self, "_fit_t0"):
+            # wall seconds since this fit (or resume) started: the time axis of the learning curves
+            self.log("time/fit_seconds", time.perf_counter() - self._fit_t0)
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test")
