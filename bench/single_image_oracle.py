@@ -143,8 +143,91 @@ def read_bar(path: Path) -> dict | None:
     return data if data and "bar" in data else None
 
 
-def write_page(result: dict, path: Path, bar: dict | None) -> None:
-    """``docs/single_image.md``: this run's tables and plots, and the Lightning bar of ``bench/quickstart.json``."""
+ABLATIONS = {
+    "procedural": "all signals (the default)",
+    "procedural-no-confidence": "without the splatting confidence (every pixel alike)",
+    "procedural-no-siamese": "without Siamese consistency",
+    "procedural-no-blur-render": "without the blur re-render (and DepthNet's re-render)",
+}
+
+
+def fmt_row(r: dict | None) -> str:
+    return f"{r['abs_rel']:.3f} / {r['near/abs_rel']:.3f} / {r['delta1']:.1f}" if r else "–"
+
+
+def bar_section(bar: dict) -> list[str]:
+    """The Lightning table of ``make bench-train`` and its ablation table of the self-supervised signals."""
+    lines = ["", "## The whole pipeline (`make bench-train`, Lightning, SDNet + DepthNet)", ""]
+    lines += ["| test set | self-sup. AbsRel / near / δ1 | supervised | constant | bar |", "|---|---|---|---|---|"]
+    for name, rows in bar["rows"].items():
+        verdict = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in bar["bar"][name]["targets"].items())
+        lines.append(f"| {name} | {fmt_row(rows.get('self-supervised'))} | {fmt_row(rows.get('supervised'))} | "
+                     f"{fmt_row(rows.get('constant'))} | {verdict} |")  # fmt: skip
+    have = [name for name in ABLATIONS if name in bar["rows"]]
+    if len(have) > 1:
+        lines += [
+            "",
+            "### Ablation of the self-supervised signals (quickstart budget, pink held-out scenes)",
+            "",
+            "One signal off at a time, all else the default. DepthNet's share: each run's SDNet depth z0 (what the",
+            "model gives without DepthNet) beside its refined depth.",
+            "",
+            "| self-supervised training | AbsRel / near / δ1 (%) | without DepthNet (z0): AbsRel / δ1 (%) | fit |",
+            "|---|---|---|---|",
+        ]
+        for name in have:
+            r = bar["rows"][name]["self-supervised"]
+            z0 = f"{r['z0/abs_rel']:.3f} / {r['z0/delta1']:.1f}" if "z0/abs_rel" in r else "–"
+            fit = bar["fit_seconds"][name].get("self-supervised")
+            lines.append(f"| {ABLATIONS[name]} | {fmt_row(r)} | {z0} | {f'{fit:.0f} s' if fit else '–'} |")
+    return lines
+
+
+def long_section(long: dict) -> list[str]:
+    """``make bench-train-long``: the table at the long budget and its learning curves."""
+    lines = [
+        "",
+        "## Long budget (`make bench-train-long`, Lightning, SDNet + DepthNet)",
+        "",
+        f"{long['config']}. Test: {long['protocol']}.",
+        "",
+        "![long-budget curves](train_long.png)",
+        "",
+        "| test set | row | AbsRel / near / δ1 (%) | RMSE (m) | fit |",
+        "|---|---|---|---|---|",
+    ]
+    for name, rows in long["rows"].items():
+        for row, r in rows.items():
+            fit = long["fit_seconds"][name].get(row)
+            lines.append(
+                f"| {name} | {row} | {fmt_row(r)} | {r['rmse']:.3f} | {f'{fit / 60:.0f} min' if fit else '–'} |"
+            )
+    lines += [
+        "",
+        "Validation curves (32 held-out pink scenes):",
+        "",
+        "| row | step | minutes | AbsRel | near | δ1 (%) |",
+    ]
+    lines.append("|---|---|---|---|---|---|")
+    for row, points in long["curves"].items():
+        for p in points:
+            lines.append(f"| {row} | {p['step']} | {p.get('time/fit_seconds', float('nan')) / 60:.1f} | "
+                         f"{p['val/abs_rel']:.3f} | {p['val/near/abs_rel']:.3f} | {p['val/delta1']:.1f} |")  # fmt: skip
+    for name, b in long["bar"].items():
+        verdict = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in b["targets"].items())
+        lines.append("")
+        lines.append(f"Bar on {name}: {verdict}.")
+    aim = long["aim"]
+    lines.append(
+        f"Aim near AbsRel <= 1.5 x the splatting stage's: {aim['near_abs_rel_over_splatting_stage']:.2f} x "
+        f"({'met' if aim['near abs_rel <= 1.5 x splatting stage'] else 'not met'})."
+    )
+    return lines
+
+
+def write_page(result: dict, path: Path, bar: dict | None, long: dict | None = None) -> None:
+    """``docs/single_image.md``: this run's tables and plots, the Lightning bar and ablations of
+    ``bench/quickstart.json`` and the long budget of ``bench/train_long.json``."""
     fams = list(result["constant"])
     last = {name: run["curve"][-1] for name, run in result["runs"].items() if run["curve"]}
     lines = [
@@ -207,15 +290,9 @@ def write_page(result: dict, path: Path, bar: dict | None) -> None:
         "which blur) the network saw: a depth prior, not blur → depth.",
     ]
     if bar:
-        lines += ["", "## The whole pipeline (`make bench-train`, Lightning, SDNet + DepthNet)", ""]
-        lines += ["| test set | self-sup. AbsRel / near / δ1 | supervised | constant | bar |", "|---|---|---|---|---|"]
-        for name, rows in bar["rows"].items():
-            fmt = lambda r: (f"{r['abs_rel']:.3f} / {r['near/abs_rel']:.3f} / {r['delta1']:.1f}"  # noqa: E731
-                             if r else "–")  # fmt: skip
-            ok = bar["bar"][name]["targets"]
-            verdict = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in ok.items())
-            lines.append(f"| {name} | {fmt(rows.get('self-supervised'))} | {fmt(rows.get('supervised'))} | "
-                         f"{fmt(rows.get('constant'))} | {verdict} |")  # fmt: skip
+        lines += bar_section(bar)
+    if long:
+        lines += long_section(long)
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -230,10 +307,12 @@ def main() -> None:
     parser.add_argument("--figure", default="docs/single_image_oracle.png")
     parser.add_argument("--page", default="docs/single_image.md")
     parser.add_argument("--bar", default="bench/quickstart.json", help="make bench-train's JSON, shown on the page")
-    parser.add_argument("--page-only", action="store_true", help="rewrite --page from --out's JSON and --bar")
+    parser.add_argument("--long", default="bench/train_long.json", help="make bench-train-long's JSON, shown too")
+    parser.add_argument("--page-only", action="store_true", help="rewrite --page from --out's JSON, --bar, --long")
     args = parser.parse_args()
     if args.page_only:
-        write_page(json.loads(Path(args.out).read_text()), Path(args.page), read_bar(Path(args.bar)))
+        write_page(json.loads(Path(args.out).read_text()), Path(args.page), read_bar(Path(args.bar)),
+                   read_bar(Path(args.long)))  # fmt: skip
         return
     camera = scene_camera(FOD500, SIZE)
     focus = torch.tensor(camera.focus_distances_m)
@@ -274,7 +353,7 @@ def main() -> None:
     write_json(args.out, result)
     figure(result, Path(args.figure))
     coc_figure(Path(args.figure).with_name("single_image_coc.png"))
-    write_page(result, Path(args.page), read_bar(Path(args.bar)))
+    write_page(result, Path(args.page), read_bar(Path(args.bar)), read_bar(Path(args.long)))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ so ``make reproduce-table`` reuses them):
   the splatting confidence, no blur inputs), self-supervised: the before/after comparison at one budget;
 * ``procedural-no-confidence`` (and ``-geometric``): the default without the splatting confidence weighting
   the self-supervised terms, on both families;
+* ``procedural-no-siamese``, ``procedural-no-blur-render``: the default with one self-supervised signal off
+  (the ablation table; DepthNet's share is read from every row's ``z0/*`` metrics, SDNet's own depth);
 * ``fod500-folder-144``: ``sdgs fit`` on a FoD500-format folder of 144 training stacks at 64 px (written by
   the procedural generator, read through the FoD500 loader), self-supervised, 56 epochs;
 * ``--long``: ``procedural-long`` (and ``-geometric``): the same rows at the long budget (:data:`LONG`), with
@@ -81,6 +83,14 @@ NO_CONFIDENCE_GEOMETRIC = Experiment(
     config=QUICKSTART,
     trained_in="procedural-no-confidence",
     overrides={"model.use_confidence": False, "data.init_args.texture": "geometric"},
+)
+#: the other self-supervised signals, one off at a time (issue 10's ablation table). The DepthNet ablation needs
+#: no run: every test also scores SDNet's own depth z0 (``z0/*`` in the rows)
+NO_SIAMESE = Experiment(name="procedural-no-siamese", config=QUICKSTART, overrides={"model.siamese_weight": 0.0})
+NO_BLUR_RENDER = Experiment(
+    name="procedural-no-blur-render",
+    config=QUICKSTART,
+    overrides={"model.blur_weight": 0.0, "model.depth_render_weight": 0.0},
 )
 NETWORK_ROWS = ("self-supervised", "supervised")
 ALL_ROWS = (*NETWORK_ROWS, "splatting stage", "depth from focus", "constant")
@@ -174,7 +184,7 @@ def plot_curves(curves: dict[str, list[dict]], splat_near: float, const: dict, o
 
 def pick(rows: dict) -> dict:
     """The reported metrics of each row of one experiment."""
-    keep = ("abs_rel", "rmse", "delta1", "near/abs_rel")
+    keep = ("abs_rel", "rmse", "delta1", "near/abs_rel", "z0/abs_rel", "z0/delta1")
     return {
         row: {k.removeprefix("test/"): round(v, 4) for k, v in rows[row]["metrics"].items()
               if k.removeprefix("test/") in keep}
@@ -211,10 +221,12 @@ def main() -> None:
         plan = [
             ([table_exps["procedural"], table_exps["procedural-geometric"]], ALL_ROWS),
             ([BEFORE, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], ("self-supervised", "constant")),
+            ([NO_SIAMESE, NO_BLUR_RENDER], ("self-supervised", "constant")),
         ]
         budgets = {
             "procedural": 600.0, "procedural-geometric": None, "procedural-before-issue-10": 600.0,
             "procedural-no-confidence": 600.0, "procedural-no-confidence-geometric": None,
+            "procedural-no-siamese": 600.0, "procedural-no-blur-render": 600.0,
         }  # fmt: skip
         if not args.no_folder:
             stack_rows = ("self-supervised", "splatting stage", "depth from focus", "constant")
@@ -269,6 +281,9 @@ def main() -> None:
                 "procedural-no-confidence": "held-out pink scenes; the default with model.use_confidence=false",
                 "procedural-no-confidence-geometric": "the same model on the geometric textures",
                 "fod500-folder-144": "held-out procedural scenes; trained on a FoD500-format folder of 144 stacks",
+                "procedural-no-siamese": "held-out pink scenes; the default with model.siamese_weight=0",
+                "procedural-no-blur-render": "held-out pink scenes; the default without the rendered losses "
+                "(model.blur_weight=0, model.depth_render_weight=0)",
                 "procedural-long": "held-out pink scenes; the long budget",
                 "procedural-long-geometric": "the long-budget models on the geometric textures (never seen)",
             },
