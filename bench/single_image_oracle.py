@@ -30,7 +30,7 @@ from bench.single_image import coc_figure
 from datamodules.procedural import SPLIT_OFFSETS, render_scene, scene_camera
 from sdgs import losses
 from sdgs.baselines import median_depth
-from sdgs.metrics import per_image_depth_errors
+from sdgs.metrics import DFV_CLIP_M, per_image_depth_errors
 from sdgs.models import SDNet
 from sdgs.optics import FOD500, batched_camera
 from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
@@ -61,8 +61,9 @@ def evaluate(net: SDNet, stack: torch.Tensor, depth: torch.Tensor, camera, focus
         for k in range(stack.shape[1]):
             z = net(stack[:, k], focus[k].expand(len(stack)), batched_camera(camera, 4, len(stack)))["depth"]
             v, _ = per_image_depth_errors(z, depth, "dfv")
-            n, _ = per_image_depth_errors(z, depth, "dfv", near_max=1.5)
-            rel = (z.clamp(max=1.5) - depth.clamp(max=1.5)).abs() / depth.clamp(max=1.5)
+            n, _ = per_image_depth_errors(z, depth, "dfv", near_max=DFV_CLIP_M)
+            clip = depth.clamp(max=DFV_CLIP_M)
+            rel = (z.clamp(max=DFV_CLIP_M) - clip).abs() / clip
             bands = {b: float(rel[(depth >= lo) & (depth < hi)].mean()) for b, (lo, hi) in BANDS.items()}
             rows.append({"abs_rel": float(v["abs_rel"].mean()), "near_abs_rel": float(n["abs_rel"].mean()),
                          "delta1": float(v["delta1"].mean()), "bands": bands})  # fmt: skip
@@ -97,7 +98,7 @@ def train(name: str, data: dict, minutes: float, eval_every: int, seed: int = 0)
         x = torch.rot90(x, int(torch.randint(0, 4, (1,), generator=gen)), (-2, -1))  # optics are isotropic
         x = x.flip(-1) if bool(torch.randint(0, 2, (1,), generator=gen)) else x
         out = net(x[:, :3], focus[k], batched_camera(camera, 4, batch))
-        loss = LOSSES[loss_name](out["inv_depth"], 1.0 / x[:, 3:4], x[:, 4:5], far_m=1.5)
+        loss = LOSSES[loss_name](out["inv_depth"], 1.0 / x[:, 3:4], x[:, 4:5], far_m=DFV_CLIP_M)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -326,13 +327,13 @@ def main() -> None:
     splat, conf = torch.cat([f["depth"] for f in fits]), torch.cat([f["confidence"] for f in fits])
     test = {fam: scenes(SPLIT_OFFSETS["test"], args.test, fam) for fam in ("pink", "geometric")}
     print(f"data and splatting fits: {time.perf_counter() - t0:.0f} s")
-    const = median_depth(gt, clip_max=1.5)
+    const = median_depth(gt, clip_max=DFV_CLIP_M)
     baselines: dict[str, dict] = {"constant": {}, "splatting_stage": {}}
     for fam, (s, d) in test.items():
         test_fits = fit_gaussians(s, focus.expand(len(s), -1), camera.to_tensors(), config=SplatFitConfig(iters=0))
         for row, pred in (("constant", torch.full_like(d, const)), ("splatting_stage", test_fits.to_dict()["depth"])):
             v, _ = per_image_depth_errors(pred, d, "dfv")
-            n, _ = per_image_depth_errors(pred, d, "dfv", near_max=1.5)
+            n, _ = per_image_depth_errors(pred, d, "dfv", near_max=DFV_CLIP_M)
             baselines[row][fam] = {"abs_rel": float(v["abs_rel"].mean()), "near_abs_rel": float(n["abs_rel"].mean()),
                                    "delta1": float(v["delta1"].mean())}  # fmt: skip
     print("baselines:", baselines)

@@ -19,7 +19,7 @@ import torch
 from bench.common import write_json
 from datamodules.procedural import SPLIT_OFFSETS, render_scene
 from sdgs.baselines import median_depth
-from sdgs.metrics import DepthMetrics
+from sdgs.metrics import DFV_CLIP_M, DepthMetrics
 from sdgs.optics import FOD500, Camera
 from sdgs.splatting import SplatFitConfig, fit_gaussians
 
@@ -34,7 +34,7 @@ def scenes(n: int, size: int, seed: int = 0, split: str = "test"):
 
 def evaluate(pred: torch.Tensor, gt: torch.Tensor) -> dict:
     out = {}
-    for name, near in (("all", None), ("near", 1.5)):
+    for name, near in (("all", None), ("near", DFV_CLIP_M)):
         m = DepthMetrics("dfv", near_max=near)
         m.update(pred, gt)
         vals = m.compute()
@@ -83,7 +83,7 @@ def main() -> None:
     stack, gt, cam = scenes(args.scenes, 128)
     z_gs, sec = fit_all(stack, cam, cfg)
     train_depth = scenes(64, 128, split="train")[1]
-    const = torch.full_like(gt, median_depth(train_depth, clip_max=1.5))  # as DFV scores depth
+    const = torch.full_like(gt, median_depth(train_depth, clip_max=DFV_CLIP_M))  # as DFV scores depth
     quality = {"z_gs": evaluate(z_gs, gt), "constant_train_median": evaluate(const, gt)}
     near_ratio = quality["z_gs"]["near"]["abs_rel"] / quality["constant_train_median"]["near"]["abs_rel"]
     speed = {"128": round(sec, 3)}

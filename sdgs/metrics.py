@@ -24,7 +24,13 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-__all__ = ["DFV_KEYS", "EIGEN_KEYS", "EIGEN_CROP", "EIGEN_FRAME", "per_image_depth_errors", "DepthMetrics"]
+#: the DFV protocol's clip (m): prediction and ground truth are clipped to [0, DFV_CLIP_M]; its "near" pixels
+#: are those with GT below it. Configs repeat the value as ``model.loss_far_m`` / ``model.near_max``.
+DFV_CLIP_M = 1.5
+
+__all__ = [
+    "DFV_CLIP_M", "DFV_KEYS", "EIGEN_KEYS", "EIGEN_CROP", "EIGEN_FRAME", "per_image_depth_errors", "DepthMetrics",
+]  # fmt: skip
 
 DFV_KEYS = ("mse", "rmse", "log_rmse", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "bumpiness")
 EIGEN_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
@@ -55,7 +61,7 @@ def per_image_depth_errors(
     protocol: Literal["dfv", "eigen"] = "dfv",
     *,
     near_max: float | None = None,
-    clip_max: float = 1.5,
+    clip_max: float = DFV_CLIP_M,
     min_depth: float = 1e-3,
     max_depth: float = 10.0,
     log10: bool = False,
@@ -135,7 +141,7 @@ class DepthMetrics(Metric):
         self,
         protocol: Literal["dfv", "eigen"] = "dfv",
         near_max: float | None = None,
-        clip_max: float = 1.5,
+        clip_max: float = DFV_CLIP_M,
         min_depth: float = 1e-3,
         max_depth: float = 10.0,
         log10: bool = False,

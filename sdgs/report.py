@@ -36,6 +36,7 @@ import yaml
 
 from sdgs.baselines import constant_depth, depth_from_focus
 from sdgs.lit.cli import splat_settings
+from sdgs.metrics import DFV_CLIP_M
 
 __all__ = ["Experiment", "load_experiments", "run_table", "write_table"]
 
@@ -170,13 +171,13 @@ def _stack_rows(exp: Experiment, base: dict, cache: Path, say) -> dict[str, dict
     stage.bind(dm)
     test = dm.dataset("test")
     protocol = base.get("model", {}).get("metric_protocol", "dfv")
-    near = base.get("model", {}).get("near_max", 1.5)
+    near = base.get("model", {}).get("near_max", DFV_CLIP_M)
     metrics = {
         row: (DepthMetrics(protocol), DepthMetrics(protocol, near_max=near) if protocol == "dfv" else None)
         for row in ("splatting stage", "depth from focus", "constant")
     }
     # the median of the depth the protocol scores (DFV clips at 1.5 m): the stronger constant
-    const = constant_depth(dm.dataset("train"), clip_max=1.5 if protocol == "dfv" else None)
+    const = constant_depth(dm.dataset("train"), clip_max=DFV_CLIP_M if protocol == "dfv" else None)
     say(f"[{exp.name}] splatting stage / depth from focus / constant on {len(test)} test stacks")
     for start in range(0, len(test), 8):
         idx = list(range(start, min(len(test), start + 8)))

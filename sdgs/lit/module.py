@@ -23,7 +23,7 @@ from torch import Tensor
 
 from sdgs import losses
 from sdgs.batch import DataError
-from sdgs.metrics import DepthMetrics, per_image_depth_errors
+from sdgs.metrics import DFV_CLIP_M, DepthMetrics, per_image_depth_errors
 from sdgs.models import DepthNet, SDNet
 from sdgs.optics import Camera, batched_camera, signed_coc_px
 from sdgs.render import DefocusRenderer
@@ -119,7 +119,7 @@ class SDGSModule(L.LightningModule):
         supervised: bool = False,
         sdnet_ckpt: str | None = None,
         metric_protocol: Literal["dfv", "eigen"] = "dfv",
-        near_max: float = 1.5,
+        near_max: float = DFV_CLIP_M,
         eigen_crop: bool = False,
         log10: bool = False,
         test_focus_index: int | None = None,
