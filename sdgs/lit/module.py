@@ -76,9 +76,10 @@ class SDGSModule(L.LightningModule):
             relative inverse-depth L1.
         loss_far_m: with ``log_depth`` or ``abs_rel``, clip depths beyond this (m) in the loss, as a clipping
             metric protocol does (DFV: 1.5 m); None = no clip.
-        use_confidence: weight the self-supervised terms by the splatting stage's confidence (few pixels, mostly
-            textured near ones). It trades δ1 for AbsRel and holds on unseen textures (bench/quickstart.json:
-            ``procedural`` vs ``procedural-no-confidence``; docs/method.md "Losses").
+        use_confidence: weight the depth terms by the splatting stage's confidence (few pixels, mostly
+            textured near ones; with ``supervised`` too, so that it stays the upper bound of this recipe). It
+            trades δ1 for AbsRel and holds on unseen textures (bench/quickstart.json: ``procedural`` vs
+            ``procedural-no-confidence``; docs/method.md "Losses").
         siamese_weight: agreement of the inverse depths two branches imply (<= 0.1: alone it pushes
             towards a focus-independent output).
         blur_weight: re-render a partner image from the splatting radiance and SDNet's depth; photometric.
@@ -87,7 +88,7 @@ class SDGSModule(L.LightningModule):
         smooth_weight: edge-aware smoothness of DepthNet's inverse depth.
         render_every: compute the rendered losses every N steps (rendering dominates a step on CPU).
         ssim_weight: SSIM share of the photometric loss.
-        supervised: use ground-truth depth as targets (upper bound only).
+        supervised: use ground-truth depth as targets (upper bound only), with the same pixel weights.
         sdnet_ckpt: checkpoint with SDNet weights (required for ``stage="depthnet"``).
         metric_protocol: ``dfv`` (FoD500) or ``eigen`` (NYUv2).
         near_max: DFV "near pixels" threshold (m).
@@ -149,10 +150,10 @@ class SDGSModule(L.LightningModule):
     # ------------------------------------------------------------------ plumbing
     @property
     def needs_splatting(self) -> bool:
-        """Whether training reads the splatting stage's fields (the supervised upper bound without rendered
-        losses reads none)."""
+        """Whether training reads the splatting stage's fields (ground truth without confidence weighting and
+        without rendered losses reads none)."""
         hp = self.hparams
-        return not hp.supervised or hp.blur_weight > 0 or hp.depth_render_weight > 0
+        return not hp.supervised or hp.use_confidence or hp.blur_weight > 0 or hp.depth_render_weight > 0
 
     def attach_renderer(self, renderer: DefocusRenderer) -> None:
         """Called by :class:`GaussianSplattingStage`: share its renderer for the rendered losses."""
@@ -225,7 +226,17 @@ class SDGSModule(L.LightningModule):
 
     # ------------------------------------------------------------------ training
     def _targets(self, batch: dict[str, Any], cam: Camera) -> dict[str, Tensor]:
-        if self.hparams.supervised:
+        """Depth targets (``inv_depth``, ``coc`` per stack image) and their pixel weights (``confidence``)."""
+        hp = self.hparams
+        needed = ("confidence",) if hp.supervised else ("coc_targets", "confidence", "initial_depth")
+        missing = [k for k in needed if k not in batch] if self.needs_splatting else []
+        if missing:
+            raise RuntimeError(
+                f"{'supervised' if hp.supervised else 'self-supervised'} training needs the splatting stage's "
+                f"{missing}: add sdgs.lit.GaussianSplattingStage to the trainer (the `splat` key of "
+                "lightning_configs/base.yaml)" + ("" if hp.supervised else " or set model.supervised=true")
+            )
+        if hp.supervised:
             gt = batch["depth"]
             valid = (gt > 0).to(gt)
             safe = torch.where(gt > 0, gt, torch.ones_like(gt))
@@ -233,18 +244,13 @@ class SDGSModule(L.LightningModule):
             coc = torch.stack(
                 [signed_coc_px(safe, batch["focus_distance"][:, k].view(-1, 1, 1, 1), cam) for k in range(s)], 1
             )
-            return {"coc": coc, "confidence": valid, "inv_depth": 1.0 / safe}
-        missing = [k for k in ("coc_targets", "confidence", "initial_depth") if k not in batch]
-        if missing:
-            raise RuntimeError(
-                f"self-supervised training needs the splatting stage's {missing}: add "
-                "sdgs.lit.GaussianSplattingStage to the trainer (the `splat` key of lightning_configs/base.yaml) "
-                "or set model.supervised=true"
-            )
+            # the same pixel weights as the self-supervised recipe: the upper bound of that recipe
+            weight = valid * batch["confidence"] if hp.use_confidence else valid
+            return {"coc": coc, "confidence": weight, "inv_depth": 1.0 / safe}
         conf = batch["confidence"]
         return {
             "coc": batch["coc_targets"],
-            "confidence": conf if self.hparams.use_confidence else torch.ones_like(conf),
+            "confidence": conf if hp.use_confidence else torch.ones_like(conf),
             "inv_depth": 1.0 / batch["initial_depth"],
         }
 
