@@ -149,6 +149,7 @@ ABLATIONS = {
     "procedural-no-confidence": "without the splatting confidence (every pixel alike)",
     "procedural-no-siamese": "without Siamese consistency",
     "procedural-no-blur-render": "without the blur re-render (and DepthNet's re-render)",
+    "procedural-abs-rel-loss": "all signals, the AbsRel loss instead of the log-depth L1",
     "procedural-seed-1": "all signals, training seed 1 instead of 0 (the noise floor)",
 }
 

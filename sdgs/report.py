@@ -5,8 +5,8 @@ NYUv2 when their data paths are set) this runs, as a user would (``sdgs fit`` / 
 subprocesses), each of our rows:
 
 * ``self-supervised``: SDNet + DepthNet from ONE defocused image (the experiment's config as is);
-* ``supervised``: the same networks, budget and pixel weights (the splatting confidence) with ground-truth
-  targets and the AbsRel loss (the upper bound: the best loss of the oracle in docs/single_image.md);
+* ``supervised``: the same networks and budget with ground-truth targets on every valid pixel and the
+  AbsRel loss (``model.supervised=true``: the upper bound, with the best loss of docs/single_image.md);
 * ``splatting stage``: z_gs fitted to the whole focal stack (a focal-stack-input method, DEReD's setting);
 * ``depth from focus``: per-pixel sharpest slice under a Laplacian focus measure (no learning, a floor);
 * ``constant``: the median ground-truth depth of the training split for every pixel (DFV: of the depth
@@ -93,11 +93,8 @@ def _row_delta(row: str, root: Path, cache: Path) -> dict:
         "splat": {"cache_dir": str(cache)},
     }
     if row == "supervised":
-        # ground-truth targets with the best loss for them (AbsRel itself: docs/single_image.md, the oracle),
-        # weighted as the experiment's recipe weights its pixels (model.use_confidence); no rendered losses
-        delta["model"] = {
-            "supervised": True, "target_space": "abs_rel", "blur_weight": 0.0, "depth_render_weight": 0.0,
-        }  # fmt: skip
+        # ground-truth targets (with their default loss, AbsRel); no rendered losses: the splatting stage stays idle
+        delta["model"] = {"supervised": True, "blur_weight": 0.0, "depth_render_weight": 0.0}
     return delta
 
 

@@ -133,16 +133,15 @@ def test_self_supervised_targets_weight_by_confidence_only_when_asked(use_confid
 
 
 @pytest.mark.parametrize("use_confidence", [False, True])
-def test_supervised_targets_are_ground_truth_with_the_same_pixel_weights(use_confidence: bool) -> None:
-    """The upper bound differs from the self-supervised recipe only in its targets: GT depth, invalid GT
-    weighted 0, and the splatting confidence when the recipe uses it."""
+def test_supervised_targets_are_ground_truth_on_every_valid_pixel(use_confidence: bool) -> None:
+    """The upper bound reads ground truth, weighs every valid pixel alike and, by default, uses AbsRel itself
+    as its loss (the self-supervised default is the log-depth L1)."""
     from sdgs.lit import SDGSModule
     from sdgs.optics import batched_camera
 
-    conf = torch.rand(2, 1, 8, 8)
     gt = torch.full((2, 1, 8, 8), 0.8)
     gt[0, 0, 0, 0] = 0.0  # invalid
-    batch = {"depth": gt, "confidence": conf, "focus_distance": torch.tensor([FOD500.focus_distances_m] * 2)}
+    batch = {"depth": gt, "focus_distance": torch.tensor([FOD500.focus_distances_m] * 2)}
     module = SDGSModule(
         sdnet_width=4,
         depthnet_width=4,
@@ -151,14 +150,15 @@ def test_supervised_targets_are_ground_truth_with_the_same_pixel_weights(use_con
         blur_weight=0.0,
         depth_render_weight=0.0,
     )  # as the report's supervised row
-    assert module.needs_splatting == use_confidence
+    assert not module.needs_splatting
+    assert module.target_space == "abs_rel"
+    assert SDGSModule(sdnet_width=4, depthnet_width=4).target_space == "log_depth"
+    assert SDGSModule(sdnet_width=4, depthnet_width=4, supervised=True, target_space="coc").target_space == "coc"
     targets = module._targets(batch, batched_camera(FOD500, 4, 2, (8, 8)))
-    valid = (gt > 0).float()
-    torch.testing.assert_close(targets["confidence"], valid * conf if use_confidence else valid)
+    torch.testing.assert_close(targets["confidence"], (gt > 0).float())
     torch.testing.assert_close(targets["inv_depth"][0, 0, 0, 1], torch.tensor(1 / 0.8))
-    if use_confidence:
-        with pytest.raises(RuntimeError, match="splatting stage's"):
-            module._targets({k: v for k, v in batch.items() if k != "confidence"}, batched_camera(FOD500, 4, 2, (8, 8)))
+    with pytest.raises(ValueError, match="target_space must be"):
+        SDGSModule(sdnet_width=4, depthnet_width=4, target_space="l2")
 
 
 def test_abs_rel_l1_is_abs_rel() -> None:

@@ -148,7 +148,7 @@ def test_trained_depth_depends_on_the_image(tmp_path: Path) -> None:
     L.seed_everything(0, workers=True)
     dm = SyntheticDataModule(num_train=96, num_val=2, num_test=16, size=32, batch_size=16)
     model = SDGSModule(
-        stage="sdnet", sdnet_width=8, lr=5e-3, supervised=True, use_confidence=False, blur_weight=0.0,
+        stage="sdnet", sdnet_width=8, lr=5e-3, supervised=True, target_space="log_depth", blur_weight=0.0,
         depth_render_weight=0.0, loss_far_m=1.5,
     )  # fmt: skip
     test = default_collate([dm.dataset("test").load(i) for i in range(16)])

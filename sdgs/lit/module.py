@@ -69,17 +69,18 @@ class SDGSModule(L.LightningModule):
         blur_inputs: SDNet also sees local sharpness-vs-contrast features (:func:`sdgs.models.blur_features`).
         lr, weight_decay: AdamW settings; cosine decay over the run.
         defocus_weight: SDNet's term to the splatting targets, in ``target_space``.
-        target_space: ``"log_depth"`` = L1 of log inverse depth (the space AbsRel and δ live in) for both
-            SDNet and DepthNet; ``"abs_rel"`` = AbsRel itself, ``|z - z*| / z*`` (its minimiser errs near, as
-            AbsRel rewards: the best loss of the ground-truth oracle, docs/single_image.md; the supervised
-            upper bound of ``sdgs.report`` uses it); ``"coc"`` = SDNet signed-CoC L1 (px) and DepthNet
-            relative inverse-depth L1.
+        target_space: the depth terms' loss, for both SDNet and DepthNet. ``"log_depth"`` = L1 of log inverse
+            depth (the space AbsRel and δ live in); ``"abs_rel"`` = AbsRel itself, ``|z - z*| / z*`` (its
+            minimiser errs near, as AbsRel rewards); ``"coc"`` = SDNet signed-CoC L1 (px) and DepthNet relative
+            inverse-depth L1. None (default): ``log_depth`` for the splatting targets, ``abs_rel`` with
+            ``supervised`` (the best loss of each in bench/quickstart.json and docs/single_image.md: the
+            ground-truth model with ``log_depth`` was worse than the self-supervised one).
         loss_far_m: with ``log_depth`` or ``abs_rel``, clip depths beyond this (m) in the loss, as a clipping
             metric protocol does (DFV: 1.5 m); None = no clip.
-        use_confidence: weight the depth terms by the splatting stage's confidence (few pixels, mostly
-            textured near ones; with ``supervised`` too, so that it stays the upper bound of this recipe). It
-            trades δ1 for AbsRel and holds on unseen textures (bench/quickstart.json: ``procedural`` vs
-            ``procedural-no-confidence``; docs/method.md "Losses").
+        use_confidence: weight the self-supervised terms by the splatting stage's confidence (few pixels, mostly
+            textured near ones). It trades δ1 for AbsRel and holds on unseen textures (bench/quickstart.json:
+            ``procedural`` vs ``procedural-no-confidence``; docs/method.md "Losses"). Ground truth
+            (``supervised``) weighs every valid pixel.
         siamese_weight: agreement of the inverse depths two branches imply (<= 0.1: alone it pushes
             towards a focus-independent output).
         blur_weight: re-render a partner image from the splatting radiance and SDNet's depth; photometric.
@@ -88,7 +89,7 @@ class SDGSModule(L.LightningModule):
         smooth_weight: edge-aware smoothness of DepthNet's inverse depth.
         render_every: compute the rendered losses every N steps (rendering dominates a step on CPU).
         ssim_weight: SSIM share of the photometric loss.
-        supervised: use ground-truth depth as targets (upper bound only), with the same pixel weights.
+        supervised: use ground-truth depth as targets (upper bound only; its loss: ``target_space``).
         sdnet_ckpt: checkpoint with SDNet weights (required for ``stage="depthnet"``).
         metric_protocol: ``dfv`` (FoD500) or ``eigen`` (NYUv2).
         near_max: DFV "near pixels" threshold (m).
@@ -107,7 +108,7 @@ class SDGSModule(L.LightningModule):
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         defocus_weight: float = 1.0,
-        target_space: Literal["log_depth", "abs_rel", "coc"] = "log_depth",
+        target_space: Literal["log_depth", "abs_rel", "coc"] | None = None,
         loss_far_m: float | None = None,
         use_confidence: bool = True,
         siamese_weight: float = 0.05,
@@ -128,8 +129,10 @@ class SDGSModule(L.LightningModule):
         super().__init__()
         if stage not in ("joint", "sdnet", "depthnet"):
             raise ValueError(f"model.stage must be 'joint', 'sdnet' or 'depthnet', got {stage!r}")
-        if target_space not in DEPTH_LOSSES and target_space != "coc":
-            raise ValueError(f"model.target_space must be 'log_depth', 'abs_rel' or 'coc', got {target_space!r}")
+        if target_space is not None and target_space not in DEPTH_LOSSES and target_space != "coc":
+            raise ValueError(f"model.target_space must be 'log_depth', 'abs_rel', 'coc' or null, got {target_space!r}")
+        #: the loss in use (``target_space`` with its default resolved)
+        self.target_space = target_space or ("abs_rel" if supervised else "log_depth")
         self.save_hyperparameters()
         self.sdnet = SDNet(sdnet_width, sdnet_depth, blur_inputs=blur_inputs)
         self.depthnet = DepthNet(depthnet_width, depthnet_depth)
@@ -150,10 +153,10 @@ class SDGSModule(L.LightningModule):
     # ------------------------------------------------------------------ plumbing
     @property
     def needs_splatting(self) -> bool:
-        """Whether training reads the splatting stage's fields (ground truth without confidence weighting and
-        without rendered losses reads none)."""
+        """Whether training reads the splatting stage's fields (the supervised upper bound without rendered
+        losses reads none)."""
         hp = self.hparams
-        return not hp.supervised or hp.use_confidence or hp.blur_weight > 0 or hp.depth_render_weight > 0
+        return not hp.supervised or hp.blur_weight > 0 or hp.depth_render_weight > 0
 
     def attach_renderer(self, renderer: DefocusRenderer) -> None:
         """Called by :class:`GaussianSplattingStage`: share its renderer for the rendered losses."""
@@ -227,16 +230,7 @@ class SDGSModule(L.LightningModule):
     # ------------------------------------------------------------------ training
     def _targets(self, batch: dict[str, Any], cam: Camera) -> dict[str, Tensor]:
         """Depth targets (``inv_depth``, ``coc`` per stack image) and their pixel weights (``confidence``)."""
-        hp = self.hparams
-        needed = ("confidence",) if hp.supervised else ("coc_targets", "confidence", "initial_depth")
-        missing = [k for k in needed if k not in batch] if self.needs_splatting else []
-        if missing:
-            raise RuntimeError(
-                f"{'supervised' if hp.supervised else 'self-supervised'} training needs the splatting stage's "
-                f"{missing}: add sdgs.lit.GaussianSplattingStage to the trainer (the `splat` key of "
-                "lightning_configs/base.yaml)" + ("" if hp.supervised else " or set model.supervised=true")
-            )
-        if hp.supervised:
+        if self.hparams.supervised:
             gt = batch["depth"]
             valid = (gt > 0).to(gt)
             safe = torch.where(gt > 0, gt, torch.ones_like(gt))
@@ -244,13 +238,18 @@ class SDGSModule(L.LightningModule):
             coc = torch.stack(
                 [signed_coc_px(safe, batch["focus_distance"][:, k].view(-1, 1, 1, 1), cam) for k in range(s)], 1
             )
-            # the same pixel weights as the self-supervised recipe: the upper bound of that recipe
-            weight = valid * batch["confidence"] if hp.use_confidence else valid
-            return {"coc": coc, "confidence": weight, "inv_depth": 1.0 / safe}
+            return {"coc": coc, "confidence": valid, "inv_depth": 1.0 / safe}
+        missing = [k for k in ("coc_targets", "confidence", "initial_depth") if k not in batch]
+        if missing:
+            raise RuntimeError(
+                f"self-supervised training needs the splatting stage's {missing}: add "
+                "sdgs.lit.GaussianSplattingStage to the trainer (the `splat` key of lightning_configs/base.yaml) "
+                "or set model.supervised=true"
+            )
         conf = batch["confidence"]
         return {
             "coc": batch["coc_targets"],
-            "confidence": conf if hp.use_confidence else torch.ones_like(conf),
+            "confidence": conf if self.hparams.use_confidence else torch.ones_like(conf),
             "inv_depth": 1.0 / batch["initial_depth"],
         }
 
@@ -297,8 +296,8 @@ class SDGSModule(L.LightningModule):
         out_a = {k: v[:bsz] for k, v in both.items()}
         out_b = {k: v[bsz:] for k, v in both.items()}
         conf = targets["confidence"]
-        if hp.target_space in DEPTH_LOSSES:
-            loss, far = DEPTH_LOSSES[hp.target_space], hp.loss_far_m
+        if self.target_space in DEPTH_LOSSES:
+            loss, far = DEPTH_LOSSES[self.target_space], hp.loss_far_m
             defocus = loss(out_a["inv_depth"], targets["inv_depth"], conf, far)
             defocus = defocus + loss(out_b["inv_depth"], targets["inv_depth"], conf, far)
         else:
@@ -323,8 +322,8 @@ class SDGSModule(L.LightningModule):
         image, focus = batch["stack"][rows, a_idx], batch["focus_distance"][rows, a_idx]
         cam = batched_camera(batch["camera"], 4)
         ref = self.depthnet(image, sd["defocus"].detach(), focus, sd["depth"].detach(), cam)
-        if hp.target_space in DEPTH_LOSSES:
-            loss = DEPTH_LOSSES[hp.target_space]
+        if self.target_space in DEPTH_LOSSES:
+            loss = DEPTH_LOSSES[self.target_space]
             depth = loss(ref["inv_depth"], targets["inv_depth"], targets["confidence"], hp.loss_far_m)
         else:
             depth = losses.confidence_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
