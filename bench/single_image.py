@@ -23,14 +23,16 @@ from pathlib import Path
 import torch
 
 from bench.common import write_json
+from bench.train import NO_BLUR_RENDER, NO_CONFIDENCE, NO_SIAMESE
+from sdgs.metrics import DFV_CLIP_M
 from sdgs.optics import FOD500, coc_px
 from sdgs.report import Experiment, run_table
 
 QUICKSTART = "lightning_configs/quickstart.yaml"
 CURVES = {"trainer.check_val_every_n_epoch": 1}  # a validation per epoch: the learning curve
-#: name -> (overrides, rows). "supervised" rows use the same networks and budget with ground truth.
-#: The defaults (log-depth loss clipped like DFV, blur inputs, no confidence weighting) are the first row;
-#: the others switch one choice back to what it was before issue 10.
+#: name -> (overrides, rows). "supervised" rows are sdgs.report's: the same networks and budget with ground
+#: truth and its default loss (AbsRel). The defaults (log-depth loss clipped like DFV, blur inputs, confidence
+#: weighting) are the first row; the others switch one choice back to what it was before issue 10.
 VARIANTS: dict[str, tuple[dict, tuple[str, ...]]] = {
     "default": ({}, ("self-supervised", "supervised")),
     "no blur inputs": ({"model.blur_inputs": False}, ("self-supervised", "supervised")),
@@ -44,11 +46,11 @@ VARIANTS: dict[str, tuple[dict, tuple[str, ...]]] = {
         ("self-supervised",),
     ),  # fmt: skip
 }
-#: the self-supervised signals, each switched on or off alone from the default
+#: the self-supervised signals, each switched off alone from the default (the same overrides as bench.train's)
 ABLATIONS: dict[str, dict] = {
-    "+ teacher's confidence weighting": {"model.use_confidence": True},
-    "no Siamese consistency": {"model.siamese_weight": 0.0},
-    "no blur re-render": {"model.blur_weight": 0.0, "model.depth_render_weight": 0.0},
+    "no teacher's confidence weighting": NO_CONFIDENCE.overrides,
+    "no Siamese consistency": NO_SIAMESE.overrides,
+    "no blur re-render": NO_BLUR_RENDER.overrides,
     "SDNet only (no DepthNet)": {"model.stage": "sdnet"},
 }
 STACK_ROWS = ("splatting stage", "depth from focus", "constant")
@@ -70,7 +72,7 @@ def coc_figure(path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for d in FOD500.focus_distances_m:
         ax.plot(z, coc_px(z, d, FOD500), label=f"focus {d:g} m")
-    ax.axvline(1.5, color="k", ls="--", lw=0.8, label="DFV clip 1.5 m")
+    ax.axvline(DFV_CLIP_M, color="k", ls="--", lw=0.8, label=f"DFV clip {DFV_CLIP_M:g} m")
     ax.set(xlabel="depth (m)", ylabel="|CoC| (px)", yscale="log", title="FoD500 preset: blur vs depth")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -44,7 +44,6 @@ RUNS = {
     "oracle, no blur inputs": ("gt", False, False, "log_depth"),
     "oracle, AbsRel loss": ("gt", True, False, "abs_rel"),
 }
-LOSSES = {"log_depth": losses.log_depth_l1, "abs_rel": losses.abs_rel_l1}
 BANDS = {"near < 0.5 m": (0.0, 0.5), "mid 0.5-1.5 m": (0.5, 1.5), "far > 1.5 m": (1.5, 1e9)}
 
 
@@ -98,7 +97,7 @@ def train(name: str, data: dict, minutes: float, eval_every: int, seed: int = 0)
         x = torch.rot90(x, int(torch.randint(0, 4, (1,), generator=gen)), (-2, -1))  # optics are isotropic
         x = x.flip(-1) if bool(torch.randint(0, 2, (1,), generator=gen)) else x
         out = net(x[:, :3], focus[k], batched_camera(camera, 4, batch))
-        loss = LOSSES[loss_name](out["inv_depth"], 1.0 / x[:, 3:4], x[:, 4:5], far_m=DFV_CLIP_M)
+        loss = losses.DEPTH_LOSSES[loss_name](out["inv_depth"], 1.0 / x[:, 3:4], x[:, 4:5], far_m=DFV_CLIP_M)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -154,6 +153,11 @@ ABLATIONS = {
 }
 
 
+def verdict(targets: dict[str, bool]) -> str:
+    """A bar's targets as ``name: yes|NO, ...``."""
+    return ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in targets.items())
+
+
 def fmt_row(r: dict | None) -> str:
     return f"{r['abs_rel']:.3f} / {r['near/abs_rel']:.3f} / {r['delta1']:.1f}" if r else "–"
 
@@ -163,9 +167,8 @@ def bar_section(bar: dict) -> list[str]:
     lines = ["", "## The whole pipeline (`make bench-train`, Lightning, SDNet + DepthNet)", ""]
     lines += ["| test set | self-sup. AbsRel / near / δ1 | supervised | constant | bar |", "|---|---|---|---|---|"]
     for name, rows in bar["rows"].items():
-        verdict = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in bar["bar"][name]["targets"].items())
         lines.append(f"| {name} | {fmt_row(rows.get('self-supervised'))} | {fmt_row(rows.get('supervised'))} | "
-                     f"{fmt_row(rows.get('constant'))} | {verdict} |")  # fmt: skip
+                     f"{fmt_row(rows.get('constant'))} | {verdict(bar['bar'][name]['targets'])} |")  # fmt: skip
     have = [name for name in ABLATIONS if name in bar["rows"]]
     if len(have) > 1:
         lines += [
@@ -217,14 +220,13 @@ def long_section(long: dict) -> list[str]:
             lines.append(f"| {row} | {p['step']} | {p.get('time/fit_seconds', float('nan')) / 60:.1f} | "
                          f"{p['val/abs_rel']:.3f} | {p['val/near/abs_rel']:.3f} | {p['val/delta1']:.1f} |")  # fmt: skip
     for name, b in long["bar"].items():
-        verdict = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in b["targets"].items())
-        lines.append("")
-        lines.append(f"Bar on {name}: {verdict}.")
+        lines += ["", f"Bar on {name}: {verdict(b['targets'])}."]
     aim = long["aim"]
-    lines.append(
+    lines += [
+        "",
         f"Aim near AbsRel <= 1.5 x the splatting stage's: {aim['near_abs_rel_over_splatting_stage']:.2f} x "
-        f"({'met' if aim['near abs_rel <= 1.5 x splatting stage'] else 'not met'})."
-    )
+        f"({'met' if aim['near abs_rel <= 1.5 x splatting stage'] else 'not met'}).",
+    ]
     return lines
 
 

@@ -155,17 +155,27 @@ CURVE_KEYS = ("time/fit_seconds", "val/abs_rel", "val/near/abs_rel", "val/delta1
 
 
 def curve(run_folder: Path) -> list[dict]:
-    """Validation points of one ``sdgs fit`` run (its newest ``logs/version_N/metrics.csv``): step, wall
-    seconds since the fit started, val AbsRel / near AbsRel / δ1."""
+    """Validation points of one ``sdgs fit`` run: step, wall seconds of training so far, val AbsRel / near
+    AbsRel / δ1. Reads every ``logs/version_N/metrics.csv`` in order (a resumed fit continues in a new
+    version, whose clock restarts: its times are offset by the earlier parts'; ``sdgs test`` versions have
+    no validation rows)."""
     logs = sorted((run_folder / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
-    if not logs:
-        raise FileNotFoundError(f"no logs/version_*/metrics.csv under {run_folder}: was it trained by sdgs fit?")
-    points = []
-    with logs[-1].open() as f:
-        for rec in csv.DictReader(f):
-            if rec.get("val/abs_rel"):
-                points.append({"step": int(rec["step"]), **{k: float(rec[k]) for k in CURVE_KEYS if rec.get(k)}})
-    return points
+    points: dict[int, dict] = {}
+    offset = 0.0
+    for log in logs:
+        with log.open() as f:
+            part = [
+                {"step": int(rec["step"]), **{k: float(rec[k]) for k in CURVE_KEYS if rec.get(k)}}
+                for rec in csv.DictReader(f) if rec.get("val/abs_rel")
+            ]  # fmt: skip
+        for p in part:
+            if "time/fit_seconds" in p:
+                p["time/fit_seconds"] += offset
+            points[p["step"]] = p  # a resume repeats the steps after its checkpoint: keep the latest
+        offset = max([offset] + [p["time/fit_seconds"] for p in part if "time/fit_seconds" in p])
+    if not points:
+        raise FileNotFoundError(f"no validation rows in {run_folder}/logs/version_*/metrics.csv: trained by sdgs fit?")
+    return [points[k] for k in sorted(points)]
 
 
 def plot_curves(curves: dict[str, list[dict]], splat_near: float, const: dict, out: Path) -> None:
@@ -178,7 +188,8 @@ def plot_curves(curves: dict[str, list[dict]], splat_near: float, const: dict, o
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, key, title in zip(axes, CURVE_KEYS[1:], ("AbsRel", "near AbsRel (GT < 1.5 m)", "δ1 (%)"), strict=True):
         for row, points in curves.items():
-            ax.plot([p["time/fit_seconds"] / 60 for p in points], [p[key] for p in points], marker=".", label=row)
+            timed = [p for p in points if "time/fit_seconds" in p]  # runs from before it was logged have none
+            ax.plot([p["time/fit_seconds"] / 60 for p in timed], [p[key] for p in timed], marker=".", label=row)
         ax.axhline(const[key.replace("val/", "")], color="grey", ls="--", label="constant (test)")
         if key == "val/near/abs_rel":
             ax.axhline(1.5 * splat_near, color="green", ls=":", label="1.5 x splatting stage (test)")
@@ -244,42 +255,46 @@ def main() -> None:
             plan.append(([folder_144(args.results)], stack_rows))
             budgets["fod500-folder-144"] = 900.0
     if args.only:
-        known = {e.name for exps, _ in plan for e in exps}
-        if unknown := sorted(set(args.only) - known):
-            raise SystemExit(f"--only: unknown experiment(s) {unknown}; this bench runs {sorted(known)}")
-        plan = [([e for e in exps if e.name in args.only], rows) for exps, rows in plan]
+        exps = [e for group, _ in plan for e in group]
+        if unknown := sorted(set(args.only) - {e.name for e in exps}):
+            raise SystemExit(f"--only: unknown experiment(s) {unknown}; this bench runs {sorted(e.name for e in exps)}")
+        # an experiment that tests another's models reruns with it (its kept numbers would be stale)
+        only = set(args.only) | {e.name for e in exps if e.trained_in in args.only}
+        plan = [([e for e in group if e.name in only], rows) for group, rows in plan]
     table: dict = {}
     for exps, rows in plan:
         if exps:
             table.update(run_table(exps, args.results, force, rows))
-    write_table(table, Path(args.results) / ("bench_train_long" if args.long else "bench_train"))
-    ran = {name: {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": commit()} for name in table}
-    payload = {
-        "rows": {name: pick(rows) for name, rows in table.items()},
-        "fit_seconds": {
-            name: {r: rows[r].get("fit_seconds") for r in NETWORK_ROWS if r in rows} for name, rows in table.items()
-        },
-        "bar": {name: bar(rows, budgets[name]) for name, rows in table.items()},
-    }
-    if args.only and out.is_file():  # keep the experiments not rerun, with when and what produced them
-        previous = json.loads(out.read_text())
-        for name in budgets:
-            if name not in table and name in previous.get("rows", {}):
-                for key in ("rows", "fit_seconds", "bar"):
-                    payload[key][name] = previous[key][name]
-                ran[name] = previous.get("ran", {}).get(name, {"date": previous["date"], "commit": "unrecorded"})
-    if args.long:
-        ss = table["procedural-long"]
+    if args.only:
+        print("--only: results/bench_train*/table.md is left as it is (a full run writes it)")
+    else:
+        write_table(table, Path(args.results) / ("bench_train_long" if args.long else "bench_train"))
+    previous = json.loads(out.read_text()) if args.only and out.is_file() else {}
+    payload: dict = {"ran": {}, "rows": {}, "fit_seconds": {}, "bar": {}}
+    for name in budgets:  # in plan order; experiments not rerun keep their entries, with when and what made them
+        if name in table:
+            rows = table[name]
+            payload["ran"][name] = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": commit()}
+            payload["rows"][name] = pick(rows)
+            payload["fit_seconds"][name] = {r: rows[r].get("fit_seconds") for r in NETWORK_ROWS if r in rows}
+            payload["bar"][name] = bar(rows, budgets[name])
+        elif all(name in previous.get(key, {}) for key in ("rows", "fit_seconds", "bar")):
+            payload["ran"][name] = previous.get("ran", {}).get(name, {"date": previous["date"], "commit": "unrecorded"})
+            for key in ("rows", "fit_seconds", "bar"):
+                payload[key][name] = previous[key][name]
+    if args.long and "procedural-long" in table:
+        rows = pick(table["procedural-long"])
         curves = {row: curve(Path(args.results) / "procedural-long" / row.replace(" ", "_")) for row in NETWORK_ROWS}
-        metrics = lambda row: {k.removeprefix("test/"): v for k, v in ss[row]["metrics"].items()}  # noqa: E731
-        splat_near = metrics("splatting stage")["near/abs_rel"]
-        plot_curves(curves, splat_near, metrics("constant"), Path("docs/train_long.png"))
-        near = metrics("self-supervised")["near/abs_rel"]
+        splat_near = rows["splatting stage"]["near/abs_rel"]
+        plot_curves(curves, splat_near, rows["constant"], Path("docs/train_long.png"))
+        near = rows["self-supervised"]["near/abs_rel"]
         payload["curves"] = curves
         payload["aim"] = {
             "near_abs_rel_over_splatting_stage": round(near / splat_near, 3),
             "near abs_rel <= 1.5 x splatting stage": near <= 1.5 * splat_near,
         }
+    elif args.long:
+        payload.update({k: previous[k] for k in ("curves", "aim") if k in previous})
     write_json(
         out,
         {
@@ -303,7 +318,6 @@ def main() -> None:
             "protocol": "DFV (clip to [0, 1.5] m), one defocused image per sample, all 5 focus indices; "
             "near = GT < 1.5 m; constant = median of the clipped training GT; supervised = ground truth "
             "on every valid pixel with the AbsRel loss (model.supervised=true's default target_space)",
-            "ran": ran,
             **payload,
         },
     )

@@ -16,6 +16,7 @@ __all__ = [
     "confidence_l1",
     "log_depth_l1",
     "abs_rel_l1",
+    "DEPTH_LOSSES",
     "siamese_consistency",
     "smoothness",
 ]
@@ -66,6 +67,10 @@ def abs_rel_l1(
     """
     pred, target = 1.0 / _clip_far(pred_inv, far_m, eps), 1.0 / _clip_far(target_inv, far_m, eps)
     return confidence_l1(pred / target, torch.ones_like(target), confidence)
+
+
+#: ``model.target_space`` -> the depth loss of SDNet's and DepthNet's terms (inverse depths ``(B, 1, H, W)``)
+DEPTH_LOSSES = {"log_depth": log_depth_l1, "abs_rel": abs_rel_l1}
 
 
 def siamese_consistency(inv_a: Tensor, inv_b: Tensor) -> Tensor:

@@ -151,9 +151,10 @@ def test_supervised_targets_are_ground_truth_on_every_valid_pixel(use_confidence
         depth_render_weight=0.0,
     )  # as the report's supervised row
     assert not module.needs_splatting
-    assert module.target_space == "abs_rel"
-    assert SDGSModule(sdnet_width=4, depthnet_width=4).target_space == "log_depth"
-    assert SDGSModule(sdnet_width=4, depthnet_width=4, supervised=True, target_space="coc").target_space == "coc"
+    assert module.hparams.target_space == "abs_rel"  # resolved, so checkpoints record it
+    assert SDGSModule(sdnet_width=4, depthnet_width=4).hparams.target_space == "log_depth"
+    explicit = SDGSModule(sdnet_width=4, depthnet_width=4, supervised=True, target_space="coc")
+    assert explicit.hparams.target_space == "coc"
     targets = module._targets(batch, batched_camera(FOD500, 4, 2, (8, 8)))
     torch.testing.assert_close(targets["confidence"], (gt > 0).float())
     torch.testing.assert_close(targets["inv_depth"][0, 0, 0, 1], torch.tensor(1 / 0.8))

@@ -56,10 +56,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-#: ``model.target_space`` -> the depth loss of SDNet's and DepthNet's terms, on inverse depths ``(B, 1, H, W)``
-DEPTH_LOSSES = {"log_depth": losses.log_depth_l1, "abs_rel": losses.abs_rel_l1}
-
-
 class SDGSModule(L.LightningModule):
     """SDNet + DepthNet training and single-image evaluation.
 
@@ -129,11 +125,11 @@ class SDGSModule(L.LightningModule):
         super().__init__()
         if stage not in ("joint", "sdnet", "depthnet"):
             raise ValueError(f"model.stage must be 'joint', 'sdnet' or 'depthnet', got {stage!r}")
-        if target_space is not None and target_space not in DEPTH_LOSSES and target_space != "coc":
+        if target_space is not None and target_space not in losses.DEPTH_LOSSES and target_space != "coc":
             raise ValueError(f"model.target_space must be 'log_depth', 'abs_rel', 'coc' or null, got {target_space!r}")
-        #: the loss in use (``target_space`` with its default resolved)
-        self.target_space = target_space or ("abs_rel" if supervised else "log_depth")
         self.save_hyperparameters()
+        # the default resolved: hparams (and so checkpoints) record the loss actually used
+        self.hparams["target_space"] = target_space or ("abs_rel" if supervised else "log_depth")
         self.sdnet = SDNet(sdnet_width, sdnet_depth, blur_inputs=blur_inputs)
         self.depthnet = DepthNet(depthnet_width, depthnet_depth)
         self.renderer: DefocusRenderer | None = None
@@ -141,6 +137,7 @@ class SDGSModule(L.LightningModule):
         self.metrics = torch.nn.ModuleDict({split: self._metric_collection() for split in ("val", "test")})
         self.test_rows: list[dict[str, float]] = []  # per sample and focus index (``sdgs test`` writes a CSV)
         self.last_preview: dict[str, Tensor] | None = None
+        self._fit_t0: float | None = None  # wall clock at the start of this fit (or resume)
         if stage == "depthnet":
             if not sdnet_ckpt:
                 raise ValueError(
@@ -296,8 +293,8 @@ class SDGSModule(L.LightningModule):
         out_a = {k: v[:bsz] for k, v in both.items()}
         out_b = {k: v[bsz:] for k, v in both.items()}
         conf = targets["confidence"]
-        if self.target_space in DEPTH_LOSSES:
-            loss, far = DEPTH_LOSSES[self.target_space], hp.loss_far_m
+        if hp.target_space in losses.DEPTH_LOSSES:
+            loss, far = losses.DEPTH_LOSSES[hp.target_space], hp.loss_far_m
             defocus = loss(out_a["inv_depth"], targets["inv_depth"], conf, far)
             defocus = defocus + loss(out_b["inv_depth"], targets["inv_depth"], conf, far)
         else:
@@ -322,8 +319,8 @@ class SDGSModule(L.LightningModule):
         image, focus = batch["stack"][rows, a_idx], batch["focus_distance"][rows, a_idx]
         cam = batched_camera(batch["camera"], 4)
         ref = self.depthnet(image, sd["defocus"].detach(), focus, sd["depth"].detach(), cam)
-        if self.target_space in DEPTH_LOSSES:
-            loss = DEPTH_LOSSES[self.target_space]
+        if hp.target_space in losses.DEPTH_LOSSES:
+            loss = losses.DEPTH_LOSSES[hp.target_space]
             depth = loss(ref["inv_depth"], targets["inv_depth"], targets["confidence"], hp.loss_far_m)
         else:
             depth = losses.confidence_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
@@ -440,9 +437,12 @@ class SDGSModule(L.LightningModule):
     def on_fit_start(self) -> None:
         self._fit_t0 = time.perf_counter()
 
+    def on_fit_end(self) -> None:
+        self._fit_t0 = None  # a later trainer.validate() is not part of the fit
+
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
-        if not self.trainer.sanity_checking and hasattr(self, "_fit_t0"):
+        if not self.trainer.sanity_checking and self._fit_t0 is not None:
             # wall seconds since this fit (or resume) started: the time axis of the learning curves
             self.log("time/fit_seconds", time.perf_counter() - self._fit_t0)
 
