@@ -46,7 +46,7 @@ bench-predict-stack:  ## sdgs predict --stack seconds and peak memory at 640x480
 bench-splat-real:  ## splatting stage on real textures (DFD-indoor; data dir from SDGS_DFD_INDOOR_DIR) -> bench/splat_real.json, docs/splat_real.png
 	$(PYTHON) -m bench.splat_real --out bench/splat_real.json
 
-bench-train-long:  ## the same table at the long budget (2 048 scenes, 2 304 steps, ~80 min) with learning curves -> bench/train_long.json, docs/train_long.png
+bench-train-long:  ## the same table at the long budget (2 048 scenes, 2 304 steps, ~60 min) with learning curves -> bench/train_long.json, docs/train_long.png
 	$(PYTHON) -m bench.train --long --out bench/train_long.json
 
 bench-train:  ## single-image bar: quickstart self-sup/supervised vs baselines on pink + geometric textures, before-issue-10 row, 144-stack FoD500 folder -> bench/quickstart.json, results/bench_train/table.md

@@ -1,8 +1,8 @@
 """Quickstart quality bar: single-image depth against the constant and no-learning baselines, in one run.
 
-    python -m bench.train                      -> bench/quickstart.json  (make bench-train, ~35 min)
+    python -m bench.train                      -> bench/quickstart.json  (make bench-train, ~60 min)
     python -m bench.train --long               -> bench/train_long.json, docs/train_long.png
-                                                  (make bench-train-long, ~80 min)
+                                                  (make bench-train-long, ~60 min)
     python -m bench.train --only procedural    reruns one experiment, keeps the others' entries
     FORCE=1 retrains finished rows.
 
@@ -133,9 +133,9 @@ def bar(rows: dict, budget_s: float | None) -> dict:
 
 
 #: the long budget (issue 10, ``make bench-train-long``): the quickstart's networks and settings, 4x the scenes
-#: (2 048) and 4.5x the steps (2 304 = 18 epochs of 128), validation on 32 scenes every 2 epochs. About 45
-#: minutes for the self-supervised row on 2 CPU cores (1.1 s a step measured there; the quickstart ran at
-#: 0.6 s); the supervised row runs the same steps without rendering.
+#: (2 048) and 4.5x the steps (2 304 = 18 epochs of 128), validation on 32 scenes every 2 epochs. On 2 CPU
+#: cores the self-supervised fit took 30 minutes (both cores busy: about 60 CPU-minutes) and the supervised
+#: one, the same steps without rendering, 22 minutes; the whole bench about an hour.
 LONG = Experiment(
     name="procedural-long",
     config=QUICKSTART,
@@ -197,6 +197,7 @@ def plot_curves(curves: dict[str, list[dict]], splat_near: float, const: dict, o
         ax.set_xlabel("training wall minutes (2 CPU cores)")
         ax.set_title(title)
     axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
     fig.suptitle("Long budget: validation curves (32 held-out pink scenes, all 5 focus indices)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +227,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="default bench/quickstart.json (--long: bench/train_long.json)")
     parser.add_argument("--results", default="results")
     parser.add_argument("--no-folder", action="store_true", help="skip the 144-stack FoD500-folder check")
-    parser.add_argument("--long", action="store_true", help="the long budget (make bench-train-long, ~80 min)")
+    parser.add_argument("--long", action="store_true", help="the long budget (make bench-train-long, ~60 min)")
     parser.add_argument(
         "--only", nargs="+", metavar="EXPERIMENT",
         help="run only these experiments; the others' entries are kept from --out as they are (with the date "
