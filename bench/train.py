@@ -134,7 +134,7 @@ def bar(rows: dict, budget_s: float | None) -> dict:
 
 #: the long budget (issue 10, ``make bench-train-long``): the quickstart's networks and settings, 4x the scenes
 #: (2 048) and 4.5x the steps (2 304 = 18 epochs of 128), validation on 32 scenes every 2 epochs. On 2 CPU
-#: cores the self-supervised fit took 30 minutes (both cores busy: about 60 CPU-minutes) and the supervised
+#: cores the self-supervised fit took 30 minutes (both cores busy: about 57 CPU-minutes) and the supervised
 #: one, the same steps without rendering, 22 minutes; the whole bench about an hour.
 LONG = Experiment(
     name="procedural-long",
