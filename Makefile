@@ -57,7 +57,7 @@ gpu-check:  ## on one CUDA GPU (<= 8 min): gsplat/torch parity, renderer, fit an
 
 MINUTES ?= 3.5
 
-bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet, curves, per focus index/band, two texture families -> bench/single_image_oracle.json, docs/single_image.md (MINUTES per run; 45 for the long curves)
+bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet, curves, per focus index/band, two texture families -> bench/single_image_oracle.json, docs/single_image.md (MINUTES per run; the long curves are make bench-train-long's)
 	$(PYTHON) -m bench.single_image_oracle --minutes $(MINUTES) --out bench/single_image_oracle.json
 
 bench-single-image-variants:  ## the Lightning variants through sdgs fit/test (loss, blur inputs, before issue 10) -> bench/single_image.json, docs/single_image_variants.md (ABLATIONS=1 adds the signal ablations)

@@ -1,7 +1,7 @@
 """Single-image ceiling and learning curves: SDNet alone, trained on ground truth (the oracle) or on the
 splatting stage's depth (self-supervised), in a plain loop, evaluated on two texture families.
 
-    python -m bench.single_image_oracle --minutes 5          (per run; --minutes 45 for the long curves)
+    python -m bench.single_image_oracle --minutes 3.5        (per run; the long curves: make bench-train-long)
 
 Why a plain loop: it isolates what one image carries (no DepthNet, no rendered losses, no Lightning
 overhead), so the curves show the network and its targets alone. Everything it uses is the library's:

@@ -237,34 +237,28 @@ def main() -> None:
     out = Path(args.out or ("bench/train_long.json" if args.long else "bench/quickstart.json"))
     table_exps = {e.name: e for e in load_experiments("lightning_configs/table.yaml")}
     force = os.environ.get("FORCE") == "1"
+    # (experiments, rows, fit budget in seconds of the bar); an experiment testing another's models has no fit
     if args.long:
-        plan = [([LONG, LONG_GEOMETRIC], ALL_ROWS)]
-        budgets: dict[str, float | None] = {"procedural-long": None, "procedural-long-geometric": None}
+        plan = [([LONG, LONG_GEOMETRIC], ALL_ROWS, None)]
     else:
         plan = [
-            ([table_exps["procedural"], table_exps["procedural-geometric"]], ALL_ROWS),
-            ([BEFORE, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], ("self-supervised", "constant")),
-            ([NO_SIAMESE, NO_BLUR_RENDER, ABS_REL_LOSS, SEED_1], ("self-supervised", "constant")),
+            ([table_exps["procedural"], table_exps["procedural-geometric"]], ALL_ROWS, 600.0),
+            ([BEFORE, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], ("self-supervised", "constant"), 600.0),
+            ([NO_SIAMESE, NO_BLUR_RENDER, SEED_1, ABS_REL_LOSS], ("self-supervised", "constant"), 600.0),
         ]
-        budgets = {
-            "procedural": 600.0, "procedural-geometric": None, "procedural-before-issue-10": 600.0,
-            "procedural-no-confidence": 600.0, "procedural-no-confidence-geometric": None,
-            "procedural-no-siamese": 600.0, "procedural-no-blur-render": 600.0, "procedural-seed-1": 600.0,
-            "procedural-abs-rel-loss": 600.0,
-        }  # fmt: skip
         if not args.no_folder:
             stack_rows = ("self-supervised", "splatting stage", "depth from focus", "constant")
-            plan.append(([folder_144(args.results)], stack_rows))
-            budgets["fod500-folder-144"] = 900.0
+            plan.append(([folder_144(args.results)], stack_rows, 900.0))
+    budgets = {e.name: None if e.trained_in else budget for exps, _, budget in plan for e in exps}
     if args.only:
-        exps = [e for group, _ in plan for e in group]
+        exps = [e for group, _, _ in plan for e in group]
         if unknown := sorted(set(args.only) - {e.name for e in exps}):
             raise SystemExit(f"--only: unknown experiment(s) {unknown}; this bench runs {sorted(e.name for e in exps)}")
         # an experiment that tests another's models reruns with it (its kept numbers would be stale)
         only = set(args.only) | {e.name for e in exps if e.trained_in in args.only}
-        plan = [([e for e in group if e.name in only], rows) for group, rows in plan]
+        plan = [([e for e in group if e.name in only], rows, budget) for group, rows, budget in plan]
     table: dict = {}
-    for exps, rows in plan:
+    for exps, rows, _ in plan:
         if exps:
             table.update(run_table(exps, args.results, force, rows))
     if args.only:
