@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import lightning as L
@@ -139,14 +139,15 @@ def stage_settings() -> dict:
     return splat_settings(FOD500_YAML)
 
 
-def fit_speed(device: str, scenes_n: int, size: int) -> dict:
-    """``fit_gaussians`` seconds per scene (batch 8) after one warm-up batch."""
+def fit_speed(device: str, scenes_n: int, size: int, backend: str | None = None) -> dict:
+    """``fit_gaussians`` seconds per scene (batch 8) after one warm-up batch (``backend``: fod500.yaml's)."""
     from bench.splat import fit_all, scenes
     from sdgs.render import resolve_backend
     from sdgs.splatting import SplatFitConfig
 
     known = {f.name for f in fields(SplatFitConfig)}
     cfg = SplatFitConfig(**{k: v for k, v in stage_settings().items() if k in known})
+    cfg = replace(cfg, backend=backend or cfg.backend)
     stack, _, cam = scenes(scenes_n, size, seed=99)
     batch = min(8, scenes_n)
     fit_all(stack[:batch], cam, cfg, batch=batch, device=device)  # warm-up: CUDA init, kernel loads
@@ -160,14 +161,20 @@ def fit_speed(device: str, scenes_n: int, size: int) -> dict:
 class TrainThroughput(L.Callback):
     """Training samples/s after ``warmup`` steps, the renderer backend that ran; rank 0 writes ``out`` (JSON).
 
-    Added to ``sdgs fit`` by :func:`train_run` (``--trainer.callbacks+=bench.gpu_check.TrainThroughput``).
+    ``samples_per_s`` times the training steps alone (batch start to batch end, CUDA synchronised), so
+    validation and checkpointing are left out; ``wall_s`` is the wall time after the warm-up with them. The
+    splatting stage fits a scene the first time a batch holds it, inside that step: with ``warmup`` of one
+    epoch the timed steps hold no fits (``seconds_to_warmup`` does). Added to ``sdgs fit`` by :func:`train_run`
+    and :mod:`bench.gpu_train` (``--trainer.callbacks+=bench.gpu_check.TrainThroughput``).
     """
 
     def __init__(self, out: str, warmup: int = 20) -> None:
         self.out, self.warmup = out, warmup
         self.t_fit = time.perf_counter()
-        self.t_first = self.t0 = None
-        self.samples = 0
+        self.t_first: float | None = None  # first training batch
+        self.t0: float | None = None  # first timed batch
+        self.t_step: float | None = None
+        self.samples, self.steps, self.step_s = 0, 0, 0.0
         self.batch_shape: list[int] = []
 
     def _sync(self, pl_module: L.LightningModule) -> float:
@@ -179,10 +186,16 @@ class TrainThroughput(L.Callback):
         if self.t_first is None:
             self.t_first = self._sync(pl_module)
             self.batch_shape = list(batch["stack"].shape)
-        if trainer.global_step == self.warmup and self.t0 is None:
-            self.t0 = self._sync(pl_module)
-        if self.t0 is not None:
+        if trainer.global_step >= self.warmup:
+            self.t_step = self._sync(pl_module)
+            self.t0 = self.t0 or self.t_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.t_step is not None:
+            self.step_s += self._sync(pl_module) - self.t_step
             self.samples += batch["stack"].shape[0]
+            self.steps += 1
+            self.t_step = None
 
     def on_train_end(self, trainer, pl_module) -> None:
         from sdgs.render import resolve_backend
@@ -190,16 +203,19 @@ class TrainThroughput(L.Callback):
         t1 = self._sync(pl_module)
         if not trainer.is_global_zero:
             return
-        if self.t0 is None:
-            raise RuntimeError(f"training stopped before the warm-up of {self.warmup} steps ended")
-        steps = trainer.global_step - self.warmup
         renderer = getattr(pl_module, "renderer", None)
+        if self.t0 is None or self.steps == 0:  # say so, rather than fail the run whose figures are wanted
+            result = {"steps_timed": 0, "error": f"training stopped before the warm-up of {self.warmup} steps ended"}
+            Path(self.out).write_text(json.dumps(result))
+            return
         result = {
-            "steps_timed": steps, "warmup_steps": self.warmup, "world_size": trainer.world_size,
-            "batch_shape_per_process": self.batch_shape, "seconds": round(t1 - self.t0, 3),
-            "samples_per_s": round(self.samples * trainer.world_size / (t1 - self.t0), 2),
-            "seconds_per_step": round((t1 - self.t0) / steps, 4),
+            "steps_timed": self.steps, "warmup_steps": self.warmup, "world_size": trainer.world_size,
+            "batch_shape_per_process": self.batch_shape, "seconds": round(self.step_s, 3),
+            "samples_per_s": round(self.samples * trainer.world_size / self.step_s, 2),
+            "seconds_per_step": round(self.step_s / self.steps, 4),
+            "wall_s": round(t1 - self.t0, 2),
             "seconds_before_first_step": round(self.t_first - self.t_fit, 2),
+            "seconds_to_warmup": round(self.t0 - self.t_first, 2),
             "renderer_backend": None if renderer is None else resolve_backend(renderer.backend, pl_module.device),
             "device": torch.cuda.get_device_name(pl_module.device) if pl_module.device.type == "cuda" else "cpu",
         }  # fmt: skip

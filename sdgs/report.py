@@ -175,11 +175,12 @@ def _stack_rows(exp: Experiment, base: dict, cache: Path, say) -> dict[str, dict
     }
     # the median of the depth the protocol scores (DFV clips at 1.5 m): the stronger constant
     const = constant_depth(dm.dataset("train"), clip_max=DFV_CLIP_M if protocol == "dfv" else None)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the fits of missing test stacks
     say(f"[{exp.name}] splatting stage / depth from focus / constant on {len(test)} test stacks")
     for start in range(0, len(test), 8):
         idx = list(range(start, min(len(test), start + 8)))
         batch = default_collate([test.load(i) for i in idx])
-        fields = stage.fields_for("test", idx)
+        fields = stage.fields_for("test", idx, device)
         preds = {
             "splatting stage": torch.stack([fields[i]["depth"] for i in idx]),
             "depth from focus": depth_from_focus(batch["stack"], batch["focus_distance"]),

@@ -13,6 +13,8 @@ for ground truth (the upper-bound row only). Evaluation always sees ONE defocuse
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +31,8 @@ from sdgs.optics import Camera, batched_camera, signed_coc_px
 from sdgs.render import DefocusRenderer
 
 __all__ = ["SDGSModule", "read_checkpoint"]
+
+log = logging.getLogger(__name__)
 
 Stage = Literal["joint", "sdnet", "depthnet"]
 
@@ -181,7 +185,11 @@ class SDGSModule(L.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        total = self.trainer.estimated_stepping_batches
+        if math.isinf(total):  # bounded by trainer.max_time alone: no length to anneal over
+            log.warning("no max_steps / max_epochs: training at the constant learning rate %g", self.hparams.lr)
+            return opt
+        total = max(1, int(total))
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=self.hparams.lr * 0.05)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Every GPU check of this repo in one call on a fresh, lent GPU machine, bounded to DEADLINE_S seconds:
+#   1. gsplat's CUDA kernels JIT-compile (minutes, on the CPU cores) in the background, niced, while
+#   2. bench.gpu_train trains fod500.yaml on procedural 256² scenes with the torch renderer on the GPU
+#      (GPU_TRAIN_MINUTES of training, then the test rows) -> $OUT/gpu_train.{json,png}
+#   3. bench.gpu_check with the kernels built: parity, renderer / fit / training speed -> $OUT/gpu.json
+#   4. the test suite's CUDA tests (pytest -m cuda)
+# and the run folders' logs (no checkpoints) -> $OUT/runs.tgz. Every step writes its log under $OUT.
+#
+#   OUT=/tmp/gpu_out bash bench/gpu_session.sh         (OUT: the folder that comes back; default /tmp/gpu_out)
+#   DEVICE=cpu bash bench/gpu_session.sh               (dry run of the same steps at toy sizes, no GPU, ~3 min)
+#
+# Packages the machine lacks travel as wheels in .whl/ (installed into /tmp/site first), see README "GPU".
+set -u
+OUT=${OUT:-/tmp/gpu_out}
+DEADLINE_S=${DEADLINE_S:-570}
+MINUTES=${GPU_TRAIN_MINUTES:-3}
+DEVICE=${DEVICE:-cuda}
+DRY=(); [ "$DEVICE" = cuda ] || DRY=(--device cpu --tiny)
+COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 WANDB_MODE=disabled PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+left() { echo $((DEADLINE_S - SECONDS)); }
+say() { echo "[gpu-session ${SECONDS}s] $*"; }
+
+if [ "$DEVICE" = cuda ] && compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || { say "wheel install failed"; exit 1; }
+  export PYTHONPATH=$PYTHONPATH:/tmp/site
+fi
+[ "$DEVICE" = cuda ] && nvidia-smi -L
+python3 -c "import torch, lightning, gsplat, kornia; print('torch', torch.__version__, torch.cuda.is_available() and \
+torch.cuda.get_device_name(0), 'lightning', lightning.__version__, 'gsplat', gsplat.__version__)" || exit 1
+
+say "building gsplat's kernels in the background"
+(
+  t0=$SECONDS
+  [ "$DEVICE" = cuda ] || exit 0
+  MAX_JOBS=$(nproc) TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} nice -n 19 \
+    python3 -c "from gsplat.cuda._backend import _C; assert _C is not None, 'no kernels'" >"$OUT/gsplat_build.log" 2>&1
+  echo "rc=$? seconds=$((SECONDS - t0))" >>"$OUT/gsplat_build.log"
+) &
+BUILD=$!
+
+say "bench.gpu_train: $MINUTES min of training (torch renderer)"
+timeout $(($(left) - 150)) python3 -m bench.gpu_train --minutes "$MINUTES" --backend torch --results /tmp/results \
+  --out "$OUT/gpu_train.json" --figure "$OUT/gpu_train.png" --commit "$COMMIT" "${DRY[@]}" >"$OUT/gpu_train.log" 2>&1
+say "bench.gpu_train exit $?"
+tar czf "$OUT/runs.tgz" --exclude='*.ckpt' -C /tmp results 2>/dev/null
+
+while kill -0 $BUILD 2>/dev/null && [ "$(left)" -gt 120 ]; do sleep 2; done
+if kill -0 $BUILD 2>/dev/null; then
+  say "gsplat's kernels still building: stopped; no gsplat figures"
+  pkill -P $BUILD; kill $BUILD
+  exit 1
+fi
+say "gsplat build: $(tail -1 "$OUT/gsplat_build.log")"
+
+say "bench.gpu_check"
+timeout $(($(left) - 45)) python3 -m bench.gpu_check --budget-s $(($(left) - 100)) --out "$OUT/gpu.json" \
+  "${DRY[@]}" >"$OUT/gpu_check.log" 2>&1
+say "bench.gpu_check exit $?"
+
+say "pytest -m cuda"
+timeout $(($(left) - 5)) python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_render.py >"$OUT/pytest_cuda.log" 2>&1
+say "pytest exit $?: $(tail -1 "$OUT/pytest_cuda.log")"
