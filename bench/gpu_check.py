@@ -51,18 +51,33 @@ SIZES = {
     "full": {"render": (8, 256), "fit": (16, 256), "train": (200, 20, 256, 224, 8, 64), "ddp_steps": 100},
     "tiny": {"render": (2, 32), "fit": (2, 32), "train": (6, 2, 32, 24, 2, 4), "ddp_steps": 4},
 }
-#: Parity tolerances (float32 on both backends; the sums run in a different order).
+#: Parity tolerances (float32 on both backends; the sums run in a different order). The renderer cuts every
+#: kernel at its 3-sigma ellipse, and the two backends' projections round differently, so a pixel lying on a
+#: cut can fall inside on one backend and outside on the other: a "cut flip", worth one kernel at the cut
+#: (``exp(-4.5) / (2 pi sigma^2)`` <= 0.021 for the narrowest footprint, sigma = 12^-0.5 px). Agreement
+#: therefore means: at most FLIP_FRACTION of the elements beyond the tolerance, none beyond the flip bound.
 FWD_TOL, GRAD_TOL = 1e-4, 1e-3
+FLIP_FRACTION, FWD_FLIP_BOUND, GRAD_FLIP_BOUND = 1e-3, 0.03, 0.05
 
 
-def _max_err(a: torch.Tensor, b: torch.Tensor) -> dict:
-    """Largest absolute difference and the same relative to the reference's largest magnitude."""
+def _max_err(a: torch.Tensor, b: torch.Tensor, tol: float, relative: bool) -> dict:
+    """Largest absolute difference, the same relative to the reference's largest magnitude, and the fraction
+    of elements beyond ``tol`` (absolute, or relative to that magnitude)."""
     a, b = a.detach(), b.detach()
-    err = float((a - b).abs().max())
-    return {"max_abs": err, "max_rel_to_scale": err / max(float(b.abs().max()), 1e-30)}
+    diff = (a - b).abs()
+    scale = max(float(b.abs().max()), 1e-30)
+    err = float(diff.max())
+    beyond = float((diff > tol * (scale if relative else 1.0)).float().mean())
+    return {"max_abs": err, "max_rel_to_scale": err / scale, "fraction_beyond_tol": beyond}
 
 
-def parity(device: str, tiny: bool = False) -> dict:
+def agrees(err: dict, gradient: bool) -> bool:
+    """The parity criterion above, for one :func:`_max_err` record."""
+    bound = err["max_rel_to_scale"] <= GRAD_FLIP_BOUND if gradient else err["max_abs"] <= FWD_FLIP_BOUND
+    return err["fraction_beyond_tol"] <= FLIP_FRACTION and bound
+
+
+def parity(device: str, tiny: bool = False, seed: int = 0) -> dict:
     """gsplat vs torch backend: forward and backward of the rasterizer and the defocus renderer.
 
     Runs where ``backend="gsplat"`` resolves for ``device`` (CUDA with gsplat's kernels; on CPU only under
@@ -76,7 +91,7 @@ def parity(device: str, tiny: bool = False) -> dict:
         rasterize_mod.resolve_backend("gsplat", torch.device(device))
     except RuntimeError as err:
         return {"skipped": str(err)}
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
     b, n, h, w = (2, 60, 37, 21) if tiny else (3, 400, 70, 45)  # neither side a multiple of the 16-px tile
     rh, rw = (20, 18) if tiny else (40, 36)
     means = torch.rand(b, n, 2, generator=g) * torch.tensor([w + 20.0, h + 20.0]) - 10.0  # some outside
@@ -97,7 +112,11 @@ def parity(device: str, tiny: bool = False) -> dict:
             lambda t, be: render_defocus(t[0], t[1], focus, FOD500, backend=be, opacity=t[2]),
         ),
     }  # fmt: skip
-    report = {"forward_tol_abs": FWD_TOL, "gradient_tol_rel_to_scale": GRAD_TOL}
+    report = {
+        "seed": seed, "forward_tol_abs": FWD_TOL, "gradient_tol_rel_to_scale": GRAD_TOL,
+        "flip_fraction": FLIP_FRACTION, "forward_flip_bound_abs": FWD_FLIP_BOUND,
+        "gradient_flip_bound_rel_to_scale": GRAD_FLIP_BOUND,
+    }  # fmt: skip
     ok = True
     for case, (inputs, names, fn) in cases.items():
         outs, grads = {}, {}
@@ -107,13 +126,33 @@ def parity(device: str, tiny: bool = False) -> dict:
             weight = torch.linspace(0.2, 1.0, out["image"].shape[-1], device=device)
             sum((v * weight).sum() * (i + 1) for i, v in enumerate(out.values())).backward()
             outs[backend], grads[backend] = out, [t.grad for t in leaves]
-        forward = {k: _max_err(outs["gsplat"][k], outs["torch"][k]) for k in ("image", "alpha", "depth")}
-        gradient = {nm: _max_err(gg, gt) for nm, gg, gt in zip(names, grads["gsplat"], grads["torch"])}
-        ok &= all(e["max_abs"] <= FWD_TOL for e in forward.values())
-        ok &= all(e["max_rel_to_scale"] <= GRAD_TOL for e in gradient.values())
+        forward = {
+            k: _max_err(outs["gsplat"][k], outs["torch"][k], FWD_TOL, False) for k in ("image", "alpha", "depth")
+        }
+        gradient = {nm: _max_err(gg, gt, GRAD_TOL, True) for nm, gg, gt in zip(names, grads["gsplat"], grads["torch"])}
+        ok &= all(agrees(e, gradient=False) for e in forward.values())
+        ok &= all(agrees(e, gradient=True) for e in gradient.values())
         report[case] = {"forward": forward, "gradient": gradient}
     report["pass"] = ok
     return report
+
+
+def parity_sweep(device: str, seeds: int, tiny: bool = False) -> dict:
+    """:func:`parity` for seeds 1 … ``seeds``: whether each passes and, per compared tensor, the worst of each
+    error over the seeds."""
+    reports = [parity(device, tiny, seed) for seed in range(1, seeds + 1)]
+    if "skipped" in reports[0]:
+        return reports[0]
+    worst: dict = {}
+    for rep in reports:
+        for case in ("rasterize_gaussians", "render_defocus"):
+            for kind in ("forward", "gradient"):
+                for name, err in rep[case][kind].items():
+                    slot = worst.setdefault(case, {}).setdefault(kind, {}).setdefault(name, {})
+                    for key, value in err.items():
+                        slot[key] = max(slot.get(key, 0.0), value)
+    return {"seeds": list(range(1, seeds + 1)), "passed": [r["pass"] for r in reports], "worst": worst,
+            "pass": all(r["pass"] for r in reports)}  # fmt: skip
 
 
 def render_speed(device: str, batch: int, size: int) -> dict:
@@ -267,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (CPU dry run of every section)")
     parser.add_argument("--budget-s", type=float, default=450.0, help="skip sections that would start past this")
     parser.add_argument("--ddp", action="store_true", help="also run the 2-process DDP section on CPU (gloo)")
+    parser.add_argument("--parity-seeds", type=int, default=0, help="parity on this many more random inputs")
+    parser.add_argument("--sections", nargs="+", metavar="NAME", help="run only these sections (default: all)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but torch sees no CUDA GPU; this check is for GPU machines (CPU dry run: "
@@ -297,8 +338,18 @@ def main(argv: list[str] | None = None) -> int:
         sections["ddp"] = lambda: train_run(
             args.device, ddp_steps, min(warmup, ddp_steps // 2), size, crop, batch, scenes_n, left(), ddp=True
         )
+    if args.parity_seeds:
+        sections = {
+            "parity": sections["parity"],
+            "parity_seeds": lambda: parity_sweep(args.device, args.parity_seeds, args.tiny),
+            **sections,
+        }
+    if args.sections:
+        if unknown := sorted(set(args.sections) - set(sections)):
+            parser.error(f"--sections: unknown {unknown}; this run has {sorted(sections)}")
+        sections = {k: v for k, v in sections.items() if k in args.sections}
     payload["gpus"] = gpus
-    if "ddp" not in sections:
+    if "ddp" not in sections and not args.sections:
         payload["ddp"] = {"skipped": f"needs >= 2 GPUs ({gpus} visible)"}
     failed = False
     for name, run in sections.items():
@@ -317,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     payload["complete"] = True
     payload["total_s"] = round(time.perf_counter() - t_start, 1)
     # on CUDA a skipped parity means gsplat's kernels did not load: auto would silently train with torch
-    failed |= payload["parity"].get("pass") is False or (args.device == "cuda" and "skipped" in payload["parity"])
+    for name in ("parity", "parity_seeds"):
+        section = payload.get(name, {})
+        failed |= section.get("pass") is False or (args.device == "cuda" and "skipped" in section)
     write_json(args.out, payload, echo=False)
     print(f"[gpu-check] wrote {args.out} in {payload['total_s']} s{' (with failures)' if failed else ''}")
     return 1 if failed else 0

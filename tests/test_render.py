@@ -187,14 +187,18 @@ def test_auto_picks_torch_on_cpu() -> None:
 
 @requires_cuda
 @pytest.mark.cuda
-def test_gsplat_matches_torch_forward_and_gradients() -> None:
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gsplat_matches_torch_forward_and_gradients(seed: int) -> None:
+    """Agreement up to 3-sigma cut flips (bench.gpu_check's criterion: rare, bounded by one kernel at the cut)."""
+    from bench.gpu_check import FWD_TOL, GRAD_TOL, _max_err, agrees
     from sdgs.render import gsplat_available
 
     if not gsplat_available():
         pytest.skip("gsplat CUDA kernels did not load")
     dev = torch.device("cuda")
-    rgb = torch.rand(2, 3, 48, 40, device=dev)
-    depth = torch.rand(2, 1, 48, 40, device=dev) * 2.5 + 0.15
+    g = torch.Generator(device=dev).manual_seed(seed)
+    rgb = torch.rand(2, 3, 48, 40, device=dev, generator=g)
+    depth = torch.rand(2, 1, 48, 40, device=dev, generator=g) * 2.5 + 0.15
     focus = torch.tensor([[0.1, 0.7], [0.3, 1.5]], device=dev)
     outs, grads = {}, {}
     for backend in ("torch", "gsplat"):
@@ -203,6 +207,8 @@ def test_gsplat_matches_torch_forward_and_gradients() -> None:
         (out["image"] * torch.linspace(0, 1, 40, device=dev)).sum().backward()
         outs[backend], grads[backend] = out, (r.grad, d.grad)
     for key in ("image", "alpha", "depth"):
-        torch.testing.assert_close(outs["gsplat"][key], outs["torch"][key], atol=1e-4, rtol=1e-4)
-    for g_gs, g_t in zip(grads["gsplat"], grads["torch"]):
-        torch.testing.assert_close(g_gs, g_t, atol=1e-3, rtol=1e-3)
+        err = _max_err(outs["gsplat"][key], outs["torch"][key], FWD_TOL, relative=False)
+        assert agrees(err, gradient=False), (key, err)
+    for name, g_gs, g_t in zip(("radiance", "depth"), grads["gsplat"], grads["torch"]):
+        err = _max_err(g_gs, g_t, GRAD_TOL, relative=True)
+        assert agrees(err, gradient=True), (name, err)
