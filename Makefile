@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-predict-stack bench-train bench-train-long bench-single-image bench-single-image-variants gpu-check reproduce-table quickstart-ckpt synth clean
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-predict-stack bench-train bench-train-long bench-single-image bench-single-image-variants gpu-check bench-gpu-train gpu-session reproduce-table quickstart-ckpt synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -53,7 +53,15 @@ bench-train:  ## single-image bar: quickstart self-sup/supervised vs baselines o
 	$(PYTHON) -m bench.train --out bench/quickstart.json
 
 gpu-check:  ## on one CUDA GPU (<= 8 min): gsplat/torch parity, renderer, fit and training speed, DDP -> bench/gpu.json
-	$(PYTHON) -m bench.gpu_check --out bench/gpu.json
+	$(PYTHON) -m bench.gpu_check --parity-seeds 4 --out bench/gpu.json
+
+GPU_MINUTES ?= 20
+
+bench-gpu-train:  ## on one CUDA GPU: fod500.yaml on procedural 256² scenes for GPU_MINUTES of training, curve + images/s + test rows -> bench/gpu_train.json, docs/gpu_train.png
+	$(PYTHON) -m bench.gpu_train --minutes $(GPU_MINUTES)
+
+gpu-session:  ## a lent GPU machine, one bounded call (~9.5 min): gsplat build + bench-gpu-train (3 min) + gpu-check + CUDA tests -> OUT
+	bash bench/gpu_session.sh
 
 MINUTES ?= 3.5
 

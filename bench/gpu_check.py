@@ -8,10 +8,11 @@ Sections (each written to the JSON as soon as it finishes, so a run cut short ke
 - ``parity``: CUDA gsplat backend vs torch backend, forward and gradients, for ``rasterize_gaussians``
   (random Gaussians, some outside the image, gradients w.r.t. means, covariances, colours, opacities,
   depths) and ``render_defocus`` (focal stack; gradients w.r.t. radiance, depth, opacity).
+- ``parity_seeds`` (``--parity-seeds K``): the same on K more random inputs, the worst error of each tensor.
 - ``render_speed``: ``rasterize_gaussians`` forward and forward+backward at 256² px, B = 8, one Gaussian per
   pixel with sigma uniform in [0.5, 4] px, both backends (:func:`bench.render.run_one`).
 - ``fit``: ``fit_gaussians`` seconds per 256² procedural FoD500 scene (batch 8, after a warm-up batch), with
-  the splatting-stage settings of ``lightning_configs/fod500.yaml``.
+  the splatting-stage settings of ``lightning_configs/fod500.yaml``, torch backend and (CUDA) gsplat backend.
 - ``train``: 200 training steps of ``lightning_configs/fod500.yaml`` (its networks, batch 8, 224-px crops
   of 256² scenes) on procedural data through ``sdgs fit``; samples/s after 20 warm-up steps, the renderer
   backend that ran, and the seconds before the first step (splatting stage of the training scenes).
@@ -21,8 +22,8 @@ The whole check is bounded by ``--budget-s`` (default 450 s): a section that wou
 recorded as skipped. Not counted: loading gsplat's CUDA kernels, which gsplat's PyPI wheel JIT-compiles on
 its first use on a machine (minutes; needs nvcc; cached afterwards), recorded as ``gsplat_kernels.load_s``.
 Exit status 1 if a section failed, parity is out of tolerance, or (on CUDA) gsplat's kernels did not load.
-``--tiny`` shrinks every size so a CPU run takes under a minute; CPU runs never write
-``bench/gpu.json`` (that file holds GPU figures only).
+``--sections NAME …`` runs some sections only. ``--tiny`` shrinks every size so a CPU run takes under a
+minute; CPU runs never write ``bench/gpu.json`` (that file holds GPU figures only).
 """
 
 from __future__ import annotations
@@ -158,10 +159,10 @@ def parity_sweep(device: str, seeds: int, tiny: bool = False) -> dict:
 def render_speed(device: str, batch: int, size: int) -> dict:
     """Both backends at ``size``² px, ``batch`` images, sigma in [0.5, 4] px (torch only without CUDA)."""
     from bench.render import run_one
-    from sdgs.render import resolve_backend
+    from sdgs.render import gsplat_available
 
     out = {"torch": run_one("torch", batch, size, 4.0, device)}
-    if resolve_backend("auto", torch.device(device)) == "gsplat":
+    if device == "cuda" and gsplat_available():
         out["gsplat"] = run_one("gsplat", batch, size, 4.0, device)
         out["gsplat_speedup_forward_backward"] = round(
             out["torch"]["forward_backward_s"] / out["gsplat"]["forward_backward_s"], 2
@@ -195,6 +196,22 @@ def fit_speed(device: str, scenes_n: int, size: int, backend: str | None = None)
         "seconds_per_scene": round(sec, 4), "scenes": scenes_n, "size": size, "batch": batch,
         "iters": cfg.iters, "num_layers": cfg.num_layers, "backend": resolve_backend(cfg.backend, torch.device(device)),
     }  # fmt: skip
+
+
+def fit_speeds(device: str, scenes_n: int, size: int) -> dict:
+    """:func:`fit_speed` with the torch backend and, on CUDA with gsplat's kernels, with gsplat (half the
+    scenes: it is the slower one) and their ratio."""
+    from sdgs.render import gsplat_available
+
+    out = {"torch": fit_speed(device, scenes_n, size, "torch")}
+    if device == "cuda" and gsplat_available():
+        out["gsplat"] = fit_speed(device, max(1, scenes_n // 2), size, "gsplat")
+        out["gsplat_over_torch_seconds"] = round(
+            out["gsplat"]["seconds_per_scene"] / out["torch"]["seconds_per_scene"], 2
+        )
+    else:
+        out["gsplat"] = {"skipped": "gsplat backend needs CUDA"}
+    return out
 
 
 class TrainThroughput(L.Callback):
@@ -330,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = {
         "parity": lambda: parity(args.device, args.tiny),
         "render_speed": lambda: render_speed(args.device, *sizes["render"]),
-        "fit": lambda: fit_speed(args.device, *sizes["fit"]),
+        "fit": lambda: fit_speeds(args.device, *sizes["fit"]),
         "train": lambda: train_run(args.device, steps, warmup, size, crop, batch, scenes_n, left()),
     }
     if gpus >= 2 or args.ddp:
@@ -367,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.out, payload, echo=False)
     payload["complete"] = True
     payload["total_s"] = round(time.perf_counter() - t_start, 1)
-    # on CUDA a skipped parity means gsplat's kernels did not load: auto would silently train with torch
+    # on CUDA a skipped parity means gsplat's kernels did not load
     for name in ("parity", "parity_seeds"):
         section = payload.get(name, {})
         failed |= section.get("pass") is False or (args.device == "cuda" and "skipped" in section)

@@ -46,7 +46,8 @@ say "bench.gpu_train: $MINUTES min of training (torch renderer)"
 timeout $(($(left) - 150)) python3 -m bench.gpu_train --minutes "$MINUTES" --backend torch --results /tmp/results \
   --out "$OUT/gpu_train.json" --figure "$OUT/gpu_train.png" --commit "$COMMIT" "${DRY[@]}" >"$OUT/gpu_train.log" 2>&1
 say "bench.gpu_train exit $?"
-tar czf "$OUT/runs.tgz" --exclude='*.ckpt' -C /tmp results 2>/dev/null
+# the run folders' text (logs, metrics, configs): checkpoints and preview images would not come back (16 MiB)
+(cd /tmp && find results -name '*.csv' -o -name '*.log' -o -name '*.json' -o -name '*.yaml' | tar czf "$OUT/runs.tgz" -T -)
 
 while kill -0 $BUILD 2>/dev/null && [ "$(left)" -gt 120 ]; do sleep 2; done
 if kill -0 $BUILD 2>/dev/null; then
@@ -57,7 +58,7 @@ fi
 say "gsplat build: $(tail -1 "$OUT/gsplat_build.log")"
 
 say "bench.gpu_check"
-timeout $(($(left) - 45)) python3 -m bench.gpu_check --budget-s $(($(left) - 100)) --out "$OUT/gpu.json" \
+timeout $(($(left) - 45)) python3 -m bench.gpu_check --parity-seeds 4 --budget-s $(($(left) - 100)) --out "$OUT/gpu.json" \
   "${DRY[@]}" >"$OUT/gpu_check.log" 2>&1
 say "bench.gpu_check exit $?"
 
