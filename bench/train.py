@@ -21,6 +21,8 @@ so ``make reproduce-table`` reuses them):
 * ``procedural-no-siamese``, ``procedural-no-blur-render``: the default with one self-supervised signal off
   (the ablation table; DepthNet's share is read from every row's ``z0/*`` metrics, SDNet's own depth);
 * ``procedural-abs-rel-loss``: the self-supervised default with the AbsRel loss (the supervised row's);
+* ``procedural-photometric`` (and ``-geometric``): both network rows trained with the photometric
+  augmentation (``data.init_args.photometric=true``: gain, white balance, sensor noise), on both families;
 * ``procedural-seed-1``: the default with another training seed, the same scenes: the ablations' noise floor;
 * ``fod500-folder-144``: ``sdgs fit`` on a FoD500-format folder of 144 training stacks at 64 px (written by
   the procedural generator, read through the FoD500 loader), self-supervised, 56 epochs;
@@ -102,6 +104,15 @@ ABS_REL_LOSS = Experiment(
 #: the default with another training seed (initial weights, batch order; the same scenes): the noise floor
 #: of the ablation table
 SEED_1 = Experiment(name="procedural-seed-1", config=QUICKSTART, overrides={"seed_everything": 1})
+PHOTOMETRIC = Experiment(
+    name="procedural-photometric", config=QUICKSTART, overrides={"data.init_args.photometric": True}
+)
+PHOTOMETRIC_GEOMETRIC = Experiment(
+    name="procedural-photometric-geometric",
+    config=QUICKSTART,
+    trained_in="procedural-photometric",
+    overrides={**PHOTOMETRIC.overrides, "data.init_args.texture": "geometric"},
+)
 NETWORK_ROWS = ("self-supervised", "supervised")
 ALL_ROWS = (*NETWORK_ROWS, "splatting stage", "depth from focus", "constant")
 
@@ -245,6 +256,7 @@ def main() -> None:
             ([table_exps["procedural"], table_exps["procedural-geometric"]], ALL_ROWS, 600.0),
             ([BEFORE, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], ("self-supervised", "constant"), 600.0),
             ([NO_SIAMESE, NO_BLUR_RENDER, SEED_1, ABS_REL_LOSS], ("self-supervised", "constant"), 600.0),
+            ([PHOTOMETRIC, PHOTOMETRIC_GEOMETRIC], ("self-supervised", "supervised", "constant"), 600.0),
         ]
         if not args.no_folder:
             stack_rows = ("self-supervised", "splatting stage", "depth from focus", "constant")
@@ -308,6 +320,9 @@ def main() -> None:
                 "(model.blur_weight=0, model.depth_render_weight=0)",
                 "procedural-seed-1": "held-out pink scenes; the default trained with seed_everything=1",
                 "procedural-abs-rel-loss": "held-out pink scenes; the default with model.target_space=abs_rel",
+                "procedural-photometric": "held-out pink scenes; both models trained with "
+                "data.init_args.photometric=true (gain, white balance, sensor noise)",
+                "procedural-photometric-geometric": "those models on the geometric textures (never seen)",
                 "procedural-long": "held-out pink scenes; the long budget",
                 "procedural-long-geometric": "the long-budget models on the geometric textures (never seen)",
             },

@@ -13,6 +13,8 @@ A dataset item (a batch has a leading ``B``)::
     crop            (6,) int64: top, left, height, width, flip_x, flip_y of this view of the full
                     sample (train-time augmentation), so per-sample caches (splatting fits) can be
                     cut to match
+    gain            (3,) float32: per-channel gain of the photometric augmentation (ones without it),
+                    so the splatting radiance of the sample can be brought to the same colours
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "make_item",
     "check_item",
     "random_crop_flip",
+    "photometric_jitter",
     "apply_crop",
     "seed_worker",
 ]
@@ -115,6 +118,28 @@ def random_crop_flip(item: dict[str, Tensor], size: int | None, generator: torch
     return {**item, "stack": stack.contiguous(), "depth": depth.contiguous(), "camera": cam, "crop": crop}
 
 
+def photometric_jitter(
+    item: dict[str, Tensor],
+    generator: torch.Generator | None = None,
+    gain: tuple[float, float] = (0.6, 1.4),
+    colour: float = 0.15,
+    noise_max: float = 0.02,
+) -> dict[str, Tensor]:
+    """Exposure, white balance and sensor noise that keep the optics (issue 10: never a resize).
+
+    One gain for the whole stack times a per-channel factor (``gain`` range, ``1 ± colour``), then per
+    image Gaussian read noise of a random sigma in ``[0, noise_max]``, clipped and quantised to 8 bits like
+    a capture. Blur, depth and camera are untouched; ``item["gain"]`` records the channel gains.
+    """
+    rnd = lambda n: torch.rand(n, generator=generator)  # noqa: E731
+    channel = (gain[0] + (gain[1] - gain[0]) * rnd(1)) * (1 + colour * (2 * rnd(3) - 1))
+    stack = item["stack"] * channel.view(1, 3, 1, 1)
+    sigma = noise_max * rnd(stack.shape[0]).view(-1, 1, 1, 1)
+    stack = stack + sigma * torch.randn(stack.shape, generator=generator)
+    stack = torch.round(stack.clamp(0, 1) * 255) / 255
+    return {**item, "stack": stack, "gain": item["gain"] * channel}
+
+
 def _crop(item: dict[str, Tensor], top: int, left: int, height: int, width: int) -> dict[str, Tensor]:
     """Crop stack and depth; the camera's principal point shifts (pixel pitch kept), ``crop`` records it."""
     cam = dict(item["camera"])
@@ -139,11 +164,15 @@ class StackDataset(Dataset):
         crop_size: train-time random crop (None = full images).
         augment: random crop + flips (training split only).
         skip_bad: on a bad sample, log it and return the next good one instead of raising.
+        photometric: with ``augment``, also :func:`photometric_jitter` (gain, white balance, sensor noise).
     """
 
-    def __init__(self, crop_size: int | None = None, augment: bool = False, skip_bad: bool = False) -> None:
+    def __init__(
+        self, crop_size: int | None = None, augment: bool = False, skip_bad: bool = False, photometric: bool = False
+    ) -> None:
         self.crop_size = crop_size
         self.augment = augment
+        self.photometric = photometric
         self.skip_bad = skip_bad
         # The augmentation stream: its own generator, so crops and flips depend on the data seed only
         # (not on how much of the global RNG the model used) and each loader worker gets its own.
@@ -172,8 +201,11 @@ class StackDataset(Dataset):
                 log.warning("skipping bad sample (skip_bad=True): %s", err)
         else:
             raise DataError(f"{type(self).__name__}: every sample is bad")
+        item = {**item, "gain": torch.ones(3)}
         if self.augment:
             item = random_crop_flip(item, self.crop_size, self.generator)
+            if self.photometric:
+                item = photometric_jitter(item, self.generator)
         elif self.crop_size is not None:
             item = _centre_crop(item, self.crop_size)
         return item
@@ -213,6 +245,8 @@ class FocalStackDataModule(L.LightningDataModule):
             unless ``eval_crop_size`` is set.
         eval_crop_size: centre crop for validation/test (None = full images).
         skip_bad: log and skip bad samples instead of raising.
+        photometric: train-time gain, white-balance and sensor-noise jitter
+            (:func:`photometric_jitter`); off by default.
     """
 
     def __init__(
@@ -223,8 +257,10 @@ class FocalStackDataModule(L.LightningDataModule):
         crop_size: int | None = None,
         eval_crop_size: int | None = None,
         skip_bad: bool = False,
+        photometric: bool = False,
     ) -> None:
         super().__init__()
+        self.photometric = photometric
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -250,6 +286,8 @@ class FocalStackDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if not self.datasets:
             self.datasets = self.build_datasets()
+            if "train" in self.datasets:
+                self.datasets["train"].photometric = self.photometric
 
     def dataset(self, split: str) -> StackDataset:
         self.setup()

@@ -171,6 +171,8 @@ class GaussianSplattingStage(L.Callback):
         for key, name in BATCH_FIELDS.items():
             views = [apply_crop(fields[i][name], crop) for i, crop in zip(indices, batch["crop"])]
             batch[key] = torch.stack(views).to(device=device, dtype=batch["stack"].dtype)
+        if "gain" in batch:  # photometric augmentation: the radiance in the colours of the augmented stack
+            batch["radiance"] = batch["radiance"] * batch["gain"].to(batch["radiance"]).view(-1, 3, 1, 1)
         return batch
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
