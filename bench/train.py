@@ -227,9 +227,16 @@ def pick(rows: dict) -> dict:
 
 
 def commit() -> str:
-    """The checked-out commit (with ``+dirty`` when the tree has changes): which code produced the numbers."""
+    """The checked-out commit (with ``+dirty`` when code has changes): which code produced the numbers.
+
+    The benches' own outputs (``bench/*.json``, ``results/``, ``docs/``) do not count: ``--only`` merges into a
+    copy of the committed JSON, which is not a change to the code that ran.
+    """
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    outputs = [":(exclude)bench/*.json", ":(exclude)results", ":(exclude)docs"]
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *outputs], capture_output=True, text=True
+    )
     return (head or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
 
 

@@ -330,3 +330,31 @@ def test_image_reader_rejects_truncated_png(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match="a.png"):
         read_image(tmp_path / "a.png")
+
+
+def test_photometric_jitter_keeps_optics_and_records_gains() -> None:
+    from datamodules.base import photometric_jitter
+
+    dm = SyntheticDataModule(num_train=2, size=24)
+    item = {**dm.dataset("train").load(0), "gain": torch.ones(3)}
+    g = torch.Generator().manual_seed(1)
+    out = photometric_jitter(item, g, gain=(1.2, 1.2), colour=0.0, noise_max=0.0)
+    torch.testing.assert_close(out["gain"], torch.full((3,), 1.2))
+    torch.testing.assert_close(out["stack"], torch.round((item["stack"] * 1.2).clamp(0, 1) * 255) / 255)
+    assert out["depth"] is item["depth"] and out["camera"] is item["camera"]
+    noisy = photometric_jitter(item, g)  # default ranges: gains in [0.6, 1.4] x (1 +- 0.15), noise
+    assert noisy["stack"].min() >= 0 and noisy["stack"].max() <= 1
+    assert torch.equal(torch.round(noisy["stack"] * 255), noisy["stack"] * 255)  # 8-bit levels
+    assert ((noisy["gain"] >= 0.6 * 0.85) & (noisy["gain"] <= 1.4 * 1.15)).all()
+    assert not torch.allclose(noisy["stack"], item["stack"])
+
+
+def test_photometric_option_jitters_the_training_split_only() -> None:
+    dm = SyntheticDataModule(num_train=2, num_val=2, num_test=2, size=24, photometric=True)
+    assert not torch.equal(dm.dataset("train")[0]["gain"], torch.ones(3))
+    for split in ("val", "test"):
+        item = dm.dataset(split)[0]
+        assert torch.equal(item["gain"], torch.ones(3)) and torch.equal(
+            item["stack"], dm.dataset(split).load(0)["stack"]
+        )
+    assert torch.equal(SyntheticDataModule(num_train=2, size=24).dataset("train")[0]["gain"], torch.ones(3))

@@ -212,3 +212,16 @@ def test_every_fit_setting_has_command_line_help() -> None:
     from sdgs.splatting.fit import CONFIG_HELP
 
     assert {f.name for f in fields(SplatFitConfig)} == set(CONFIG_HELP)
+
+
+def test_attach_brings_the_radiance_to_the_augmented_colours(tmp_path: Path) -> None:
+    dm = SyntheticDataModule(num_train=2, size=24, batch_size=2, photometric=True)
+    stage = GaussianSplattingStage(cache_dir=str(tmp_path), iters=0)
+    stage.bind(dm)
+    batch = stage.attach(next(iter(dm.train_dataloader())), "train")
+    from datamodules.base import apply_crop
+
+    full = stage.cache("train").load(int(batch["index"][0]))["radiance"]
+    expected = apply_crop(full, batch["crop"][0]) * batch["gain"][0].view(3, 1, 1)
+    torch.testing.assert_close(batch["radiance"][0], expected)
+    assert not torch.equal(batch["gain"][0], torch.ones(3))
