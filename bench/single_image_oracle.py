@@ -143,8 +143,11 @@ def read_bar(path: Path) -> dict | None:
     return data if data and "bar" in data else None
 
 
+#: the reference of the signal ablations: all signals, without the photometric augmentation (the default
+#: before it; every ablation keeps it off, bench.train.NO_PHOTO)
+REFERENCE = "procedural-no-photometric"
 ABLATIONS = {
-    "procedural": "all signals (the default)",
+    REFERENCE: "all signals (no photometric augmentation, like every row here)",
     "procedural-no-confidence": "without the splatting confidence (every pixel alike)",
     "procedural-no-siamese": "without Siamese consistency",
     "procedural-no-blur-render": "without the blur re-render (and DepthNet's re-render)",
@@ -175,7 +178,8 @@ def bar_section(bar: dict) -> list[str]:
             "",
             "### Ablation of the self-supervised signals (quickstart budget, pink held-out scenes)",
             "",
-            "One signal off at a time, all else the default. DepthNet's share: each run's SDNet depth z0 (what the",
+            "One signal off at a time, all else the default, every row without the photometric augmentation (they",
+            "were measured before it became the default). DepthNet's share: each run's SDNet depth z0 (what the",
             "model gives without DepthNet) beside its refined depth.",
             "",
             "| self-supervised training | AbsRel / near / δ1 (%) | without DepthNet (z0): AbsRel / δ1 (%) | fit |",
@@ -188,20 +192,42 @@ def bar_section(bar: dict) -> list[str]:
             lines.append(f"| {ABLATIONS[name]} | {fmt_row(r)} | {z0} | {f'{fit:.0f} s' if fit else '–'} |")
         if "procedural-seed-1" in have:
             ss = lambda name: bar["rows"][name]["self-supervised"]  # noqa: E731
-            noise = {k: abs(ss("procedural-seed-1")[k] - ss("procedural")[k]) for k in ("abs_rel", "near/abs_rel")}
+            noise = {k: abs(ss("procedural-seed-1")[k] - ss(REFERENCE)[k]) for k in ("abs_rel", "near/abs_rel")}
             beyond = [
-                f"{ABLATIONS[n]} ({k} {ss(n)[k] - ss('procedural')[k]:+.3f})"
-                for n in have if n not in ("procedural", "procedural-seed-1") for k in noise
-                if abs(ss(n)[k] - ss("procedural")[k]) > noise[k]
+                f"{ABLATIONS[n]} ({k} {ss(n)[k] - ss(REFERENCE)[k]:+.3f})"
+                for n in have if n not in (REFERENCE, "procedural-seed-1") for k in noise
+                if abs(ss(n)[k] - ss(REFERENCE)[k]) > noise[k]
             ]  # fmt: skip
             depthnet = max(abs(ss(n)["abs_rel"] - ss(n)["z0/abs_rel"]) for n in have if "z0/abs_rel" in ss(n))
             lines += [
                 "",
-                f"Computed: the default's two seeds differ by {noise['abs_rel']:.3f} in AbsRel and "
-                f"{noise['near/abs_rel']:.3f} in near AbsRel; AbsRel or near AbsRel differences from the default "
+                f"Computed: the reference's two seeds differ by {noise['abs_rel']:.3f} in AbsRel and "
+                f"{noise['near/abs_rel']:.3f} in near AbsRel; AbsRel or near AbsRel differences from the reference "
                 "beyond that: " + ("; ".join(beyond) if beyond else "none") + ". DepthNet moves AbsRel from "
                 f"SDNet's z0 by at most {depthnet:.3f} in these runs.",
             ]
+    return lines
+
+
+def photometric_section(bar: dict) -> list[str]:
+    """The default (photometric augmentation) against the same training without it, both rows, both families."""
+    pairs = [
+        ("procedural", "procedural-no-photometric"),
+        ("procedural-geometric", "procedural-no-photometric-geometric"),
+    ]
+    if not all(a in bar["rows"] and b in bar["rows"] for a, b in pairs):
+        return []
+    lines = [
+        "",
+        "### Photometric augmentation (gain, white balance, sensor noise; `data.init_args.photometric`)",
+        "",
+        "| test set | row | with (the default): AbsRel / near / δ1 (%) | without | RMSE with / without |",
+        "|---|---|---|---|---|",
+    ]
+    for with_, without in pairs:
+        for row in ("self-supervised", "supervised"):
+            a, b = bar["rows"][with_][row], bar["rows"][without][row]
+            lines.append(f"| {with_} | {row} | {fmt_row(a)} | {fmt_row(b)} | {a['rmse']:.3f} / {b['rmse']:.3f} |")
     return lines
 
 
@@ -311,7 +337,7 @@ def write_page(result: dict, path: Path, bar: dict | None, long: dict | None = N
         "which blur) the network saw: a depth prior, not blur → depth.",
     ]
     if bar:
-        lines += bar_section(bar)
+        lines += bar_section(bar) + photometric_section(bar)
     if long:
         lines += long_section(long)
     path.write_text("\n".join(lines) + "\n")
