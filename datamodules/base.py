@@ -137,7 +137,7 @@ def photometric_jitter(
     sigma = noise_max * rnd(stack.shape[0]).view(-1, 1, 1, 1)
     stack = stack + sigma * torch.randn(stack.shape, generator=generator)
     stack = torch.round(stack.clamp(0, 1) * 255) / 255
-    return {**item, "stack": stack, "gain": item["gain"] * channel}
+    return {**item, "stack": stack, "gain": item.get("gain", torch.ones(3)) * channel}
 
 
 def _crop(item: dict[str, Tensor], top: int, left: int, height: int, width: int) -> dict[str, Tensor]:
@@ -164,15 +164,16 @@ class StackDataset(Dataset):
         crop_size: train-time random crop (None = full images).
         augment: random crop + flips (training split only).
         skip_bad: on a bad sample, log it and return the next good one instead of raising.
-        photometric: with ``augment``, also :func:`photometric_jitter` (gain, white balance, sensor noise).
+
+    Attributes:
+        photometric: with ``augment``, also :func:`photometric_jitter` (gain, white balance, sensor noise);
+            the DataModule's ``photometric`` sets it on the training split.
     """
 
-    def __init__(
-        self, crop_size: int | None = None, augment: bool = False, skip_bad: bool = False, photometric: bool = False
-    ) -> None:
+    def __init__(self, crop_size: int | None = None, augment: bool = False, skip_bad: bool = False) -> None:
         self.crop_size = crop_size
         self.augment = augment
-        self.photometric = photometric
+        self.photometric = False  # set by FocalStackDataModule(photometric=True) on its training split
         self.skip_bad = skip_bad
         # The augmentation stream: its own generator, so crops and flips depend on the data seed only
         # (not on how much of the global RNG the model used) and each loader worker gets its own.

@@ -265,7 +265,9 @@ class SDGSModule(L.LightningModule):
         rendered = self.renderer(
             batch["radiance"], depth, batch["focus_distance"][rows, b_idx], camera=batch["camera"]
         )["image"]
-        return losses.photometric(rendered, batch["stack"][rows, b_idx], self.hparams.ssim_weight)
+        # a capture saturates at 1; with the photometric gain the radiance can exceed it where the stack was
+        # clipped (a no-op without that augmentation: the render of radiance in [0, 1] stays in [0, 1])
+        return losses.photometric(rendered.clamp(0, 1), batch["stack"][rows, b_idx], self.hparams.ssim_weight)
 
     def _check_finite(self, terms: dict[str, Tensor]) -> None:
         for name, value in terms.items():
