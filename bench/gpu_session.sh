@@ -3,7 +3,7 @@
 #   1. gsplat's CUDA kernels JIT-compile (minutes, on the CPU cores) in the background, niced, while
 #   2. bench.gpu_train trains fod500.yaml on procedural 256² scenes with the torch renderer on the GPU
 #      (GPU_TRAIN_MINUTES of training, then the test rows) -> $OUT/gpu_train.{json,png}
-#   3. bench.gpu_check with the kernels built: parity, renderer / fit / training speed -> $OUT/gpu.json
+#   3. bench.gpu_check with the kernels built: parity (+4 seeds), renderer and fit speed -> $OUT/gpu.json
 #   4. the test suite's CUDA tests (pytest -m cuda)
 # and the run folders' logs (no checkpoints) -> $OUT/runs.tgz. Every step writes its log under $OUT.
 #
@@ -21,6 +21,8 @@ COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 WANDB_MODE=disabled PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 left() { echo $((DEADLINE_S - SECONDS)); }
+# seconds a step may take: what is left minus a reserve for the steps after it, at least 1 (timeout 0 = none)
+limit() { local t=$(($(left) - $1)); echo $((t > 1 ? t : 1)); }
 say() { echo "[gpu-session ${SECONDS}s] $*"; }
 
 if [ "$DEVICE" = cuda ] && compgen -G ".whl/*.whl" >/dev/null; then
@@ -33,17 +35,18 @@ python3 -c "import torch, lightning, gsplat, kornia; print('torch', torch.__vers
 torch.cuda.get_device_name(0), 'lightning', lightning.__version__, 'gsplat', gsplat.__version__)" || exit 1
 
 say "building gsplat's kernels in the background"
-(
+rm -f "$OUT/gsplat_build.log"
+# its own process group (setsid), so that stopping it also stops ninja's nvcc jobs
+setsid bash -c '
+  [ "$1" = cuda ] || { echo "rc=0 seconds=0 (no build on CPU)"; exit 0; }
   t0=$SECONDS
-  [ "$DEVICE" = cuda ] || exit 0
   MAX_JOBS=$(nproc) TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} nice -n 19 \
-    python3 -c "from gsplat.cuda._backend import _C; assert _C is not None, 'no kernels'" >"$OUT/gsplat_build.log" 2>&1
-  echo "rc=$? seconds=$((SECONDS - t0))" >>"$OUT/gsplat_build.log"
-) &
+    python3 -c "from gsplat.cuda._backend import _C; assert _C is not None, \"no kernels\""
+  echo "rc=$? seconds=$((SECONDS - t0))"' _ "$DEVICE" >"$OUT/gsplat_build.log" 2>&1 &
 BUILD=$!
 
 say "bench.gpu_train: $MINUTES min of training (torch renderer)"
-timeout $(($(left) - 150)) python3 -m bench.gpu_train --minutes "$MINUTES" --backend torch --results /tmp/results \
+timeout "$(limit 150)" python3 -m bench.gpu_train --minutes "$MINUTES" --backend torch --results /tmp/results \
   --out "$OUT/gpu_train.json" --figure "$OUT/gpu_train.png" --commit "$COMMIT" "${DRY[@]}" >"$OUT/gpu_train.log" 2>&1
 say "bench.gpu_train exit $?"
 # the run folders' text (logs, metrics, configs): checkpoints and preview images would not come back (16 MiB)
@@ -51,17 +54,23 @@ say "bench.gpu_train exit $?"
 
 while kill -0 $BUILD 2>/dev/null && [ "$(left)" -gt 120 ]; do sleep 2; done
 if kill -0 $BUILD 2>/dev/null; then
-  say "gsplat's kernels still building: stopped; no gsplat figures"
-  pkill -P $BUILD; kill $BUILD
+  kill -- -$BUILD 2>/dev/null
+  say "gsplat's kernels still building at the deadline: stopped; skipping bench.gpu_check and the CUDA tests"
   exit 1
 fi
-say "gsplat build: $(tail -1 "$OUT/gsplat_build.log")"
+build=$(tail -1 "$OUT/gsplat_build.log")
+say "gsplat build: $build"
+case $build in
+  rc=0*) ;;
+  *) say "gsplat's kernels did not build (see gsplat_build.log): skipping bench.gpu_check and the CUDA tests"; exit 1 ;;
+esac
 
+# no train section: bench.gpu_train has measured training above
 say "bench.gpu_check"
-timeout $(($(left) - 45)) python3 -m bench.gpu_check --parity-seeds 4 --budget-s $(($(left) - 100)) --out "$OUT/gpu.json" \
-  "${DRY[@]}" >"$OUT/gpu_check.log" 2>&1
+timeout "$(limit 45)" python3 -m bench.gpu_check --parity-seeds 4 --sections parity parity_seeds render_speed fit \
+  --budget-s "$(limit 100)" --commit "$COMMIT" --out "$OUT/gpu.json" "${DRY[@]}" >"$OUT/gpu_check.log" 2>&1
 say "bench.gpu_check exit $?"
 
 say "pytest -m cuda"
-timeout $(($(left) - 5)) python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_render.py >"$OUT/pytest_cuda.log" 2>&1
+timeout "$(limit 5)" python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_render.py >"$OUT/pytest_cuda.log" 2>&1
 say "pytest exit $?: $(tail -1 "$OUT/pytest_cuda.log")"

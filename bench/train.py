@@ -243,12 +243,12 @@ def commit() -> str:
     The benches' own outputs (``bench/*.json``, ``results/``, ``docs/``) do not count: ``--only`` merges into a
     copy of the committed JSON, which is not a change to the code that ran.
     """
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    repo = Path(__file__).resolve().parents[1]
+    run = lambda *cmd: subprocess.run(["git", *cmd], capture_output=True, text=True, cwd=repo).stdout.strip()  # noqa: E731
+    head = run("rev-parse", "--short", "HEAD")
     outputs = [":(exclude)bench/*.json", ":(exclude)results", ":(exclude)docs"]
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *outputs], capture_output=True, text=True
-    )
-    return (head or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
+    dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs)
+    return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 def main() -> None:

@@ -175,7 +175,9 @@ def _stack_rows(exp: Experiment, base: dict, cache: Path, say) -> dict[str, dict
     }
     # the median of the depth the protocol scores (DFV clips at 1.5 m): the stronger constant
     const = constant_depth(dm.dataset("train"), clip_max=DFV_CLIP_M if protocol == "dfv" else None)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the fits of missing test stacks
+    # the fits of missing test stacks: on the GPU when the experiment trains on one
+    accelerator = base.get("trainer", {}).get("accelerator", "auto")
+    device = torch.device("cuda" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "cpu")
     say(f"[{exp.name}] splatting stage / depth from focus / constant on {len(test)} test stacks")
     for start in range(0, len(test), 8):
         idx = list(range(start, min(len(test), start + 8)))
