@@ -65,9 +65,9 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 
     On an H100 (``bench/gpu.json``, gsplat 1.5.3) the torch backend rasterised 8 images of 256² px in
     0.106 s forward + backward against gsplat's 0.345 s, and the splatting stage fitted a 256² scene in
-    0.35 s (``bench/gpu_train.json``'s probe) against 3.5 s: gsplat's tile intersections hand every (Gaussian, 16x16 tile) pair to the shared
-    kernel, many more pairs than the 3-sigma boxes of these small footprints. ``"gsplat"`` stays selectable
-    (CUDA only, parity-tested against torch).
+    0.35 s (``bench/gpu_train.json``'s probe) against 3.5 s: gsplat's tile intersections hand every
+    (Gaussian, 16x16 tile) pair to the shared kernel, many more pairs than the 3-sigma boxes of these small
+    footprints. ``"gsplat"`` stays selectable (CUDA only, parity-tested against torch).
     """
     if backend not in _BACKENDS:
         raise ValueError(f"unknown render backend {backend!r}: use one of {_BACKENDS}")
