@@ -10,7 +10,8 @@ Runs, through :mod:`sdgs.report` (``sdgs fit`` / ``sdgs test`` subprocesses, run
 so ``make reproduce-table`` reuses them):
 
 * ``procedural``: the quickstart config as a user runs it (``pink`` textures): self-supervised, supervised
-  (same networks and budget, ground truth on every valid pixel, its default loss: AbsRel), splatting stage,
+  (same networks and budget, ground truth on every valid pixel, its default loss: AbsRel, and the photometric
+  augmentation), splatting stage,
   depth from focus, constant;
 * ``procedural-geometric``: the same two models, not retrained, on the same held-out scenes rendered with the
   ``geometric`` texture family they never saw (the cross-generator check of issue 10);
@@ -21,9 +22,9 @@ so ``make reproduce-table`` reuses them):
 * ``procedural-no-siamese``, ``procedural-no-blur-render``: the default with one self-supervised signal off
   (the ablation table; DepthNet's share is read from every row's ``z0/*`` metrics, SDNet's own depth);
 * ``procedural-abs-rel-loss``: the self-supervised default with the AbsRel loss (the supervised row's);
-* ``procedural-no-photometric`` (and ``-geometric``): both network rows trained without the photometric
-  augmentation (gain, white balance, sensor noise; the quickstart's default since it helped the supervised row
-  on the unseen textures), on both families. The signal ablations keep it off and compare with this one;
+* ``procedural-photometric`` / ``procedural-no-photometric`` (and ``-geometric``): the photometric
+  augmentation (gain, white balance, sensor noise) swapped per row, on both families: the self-supervised row
+  with it, the supervised row without it (by default the supervised row has it, the self-supervised not);
 * ``procedural-seed-1``: the default with another training seed, the same scenes: the ablations' noise floor;
 * ``fod500-folder-144``: ``sdgs fit`` on a FoD500-format folder of 144 training stacks at 64 px (written by
   the procedural generator, read through the FoD500 loader), self-supervised, 56 epochs;
@@ -67,9 +68,7 @@ def folder_144(results: str) -> Experiment:
     )
 
 
-#: The signal ablations below were measured before the photometric augmentation became the quickstart's
-#: default, and keep it off: their reference is ``procedural-no-photometric`` (all signals, no photometric
-#: augmentation), and a rerun reproduces the recorded numbers (the runs are deterministic).
+#: the supervised row without its photometric augmentation (``sdgs.report`` turns it on for that row)
 NO_PHOTO = {"data.init_args.photometric": False}
 
 
@@ -79,7 +78,6 @@ BEFORE = Experiment(
     name="procedural-before-issue-10",
     config=QUICKSTART,
     overrides={
-        **NO_PHOTO,
         "model.target_space": "coc",
         "model.blur_inputs": False,
         "model.use_confidence": True,
@@ -89,33 +87,40 @@ BEFORE = Experiment(
 #: the default without the splatting confidence weighting the self-supervised terms (every pixel alike), on
 #: both texture families: the confidence ablation
 NO_CONFIDENCE = Experiment(
-    name="procedural-no-confidence", config=QUICKSTART, overrides={**NO_PHOTO, "model.use_confidence": False}
+    name="procedural-no-confidence", config=QUICKSTART, overrides={"model.use_confidence": False}
 )
 NO_CONFIDENCE_GEOMETRIC = Experiment(
     name="procedural-no-confidence-geometric",
     config=QUICKSTART,
     trained_in="procedural-no-confidence",
-    overrides={**NO_PHOTO, "model.use_confidence": False, "data.init_args.texture": "geometric"},
+    overrides={"model.use_confidence": False, "data.init_args.texture": "geometric"},
 )
 #: the other self-supervised signals, one off at a time (issue 10's ablation table). The DepthNet ablation needs
 #: no run: every test also scores SDNet's own depth z0 (``z0/*`` in the rows)
-NO_SIAMESE = Experiment(
-    name="procedural-no-siamese", config=QUICKSTART, overrides={**NO_PHOTO, "model.siamese_weight": 0.0}
-)
+NO_SIAMESE = Experiment(name="procedural-no-siamese", config=QUICKSTART, overrides={"model.siamese_weight": 0.0})
 NO_BLUR_RENDER = Experiment(
     name="procedural-no-blur-render",
     config=QUICKSTART,
-    overrides={**NO_PHOTO, "model.blur_weight": 0.0, "model.depth_render_weight": 0.0},
+    overrides={"model.blur_weight": 0.0, "model.depth_render_weight": 0.0},
 )
 #: the self-supervised default with the supervised row's loss (AbsRel itself) instead of the log-depth L1
 ABS_REL_LOSS = Experiment(
-    name="procedural-abs-rel-loss", config=QUICKSTART, overrides={**NO_PHOTO, "model.target_space": "abs_rel"}
+    name="procedural-abs-rel-loss", config=QUICKSTART, overrides={"model.target_space": "abs_rel"}
 )
 #: the default with another training seed (initial weights, batch order; the same scenes): the noise floor
 #: of the ablation table
-SEED_1 = Experiment(name="procedural-seed-1", config=QUICKSTART, overrides={**NO_PHOTO, "seed_everything": 1})
-#: the default without the photometric augmentation, both network rows on both families: its ablation, and
-#: the reference of the signal ablations above
+SEED_1 = Experiment(name="procedural-seed-1", config=QUICKSTART, overrides={"seed_everything": 1})
+#: the photometric augmentation (gain, white balance, sensor noise) swapped per row: the self-supervised row
+#: with it, the supervised row without it (each row's default is the other way round)
+PHOTOMETRIC = Experiment(
+    name="procedural-photometric", config=QUICKSTART, overrides={"data.init_args.photometric": True}
+)
+PHOTOMETRIC_GEOMETRIC = Experiment(
+    name="procedural-photometric-geometric",
+    config=QUICKSTART,
+    trained_in="procedural-photometric",
+    overrides={**PHOTOMETRIC.overrides, "data.init_args.texture": "geometric"},
+)
 NO_PHOTOMETRIC = Experiment(name="procedural-no-photometric", config=QUICKSTART, overrides=NO_PHOTO)
 NO_PHOTOMETRIC_GEOMETRIC = Experiment(
     name="procedural-no-photometric-geometric",
@@ -161,7 +166,7 @@ LONG = Experiment(
     name="procedural-long",
     config=QUICKSTART,
     overrides={
-        **NO_PHOTO,  # measured before the photometric augmentation became the default
+        **NO_PHOTO,  # both rows as measured, before the supervised row had the photometric augmentation
         "data.init_args.num_train": 2048,
         "data.init_args.num_val": 32,
         "trainer.max_epochs": 18,
@@ -274,7 +279,8 @@ def main() -> None:
             ([table_exps["procedural"], table_exps["procedural-geometric"]], ALL_ROWS, 600.0),
             ([BEFORE, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], ("self-supervised", "constant"), 600.0),
             ([NO_SIAMESE, NO_BLUR_RENDER, SEED_1, ABS_REL_LOSS], ("self-supervised", "constant"), 600.0),
-            ([NO_PHOTOMETRIC, NO_PHOTOMETRIC_GEOMETRIC], ("self-supervised", "supervised", "constant"), 600.0),
+            ([PHOTOMETRIC, PHOTOMETRIC_GEOMETRIC], ("self-supervised", "constant"), 600.0),
+            ([NO_PHOTOMETRIC, NO_PHOTOMETRIC_GEOMETRIC], ("supervised", "constant"), 600.0),
         ]
         if not args.no_folder:
             stack_rows = ("self-supervised", "splatting stage", "depth from focus", "constant")
@@ -338,10 +344,12 @@ def main() -> None:
                 "(model.blur_weight=0, model.depth_render_weight=0)",
                 "procedural-seed-1": "held-out pink scenes; the default trained with seed_everything=1",
                 "procedural-abs-rel-loss": "held-out pink scenes; the default with model.target_space=abs_rel",
-                "procedural-no-photometric": "held-out pink scenes; both models trained without the photometric "
-                "augmentation (data.init_args.photometric=false; the default before it, and the reference of the "
-                "signal ablations, which keep it off too)",
-                "procedural-no-photometric-geometric": "those models on the geometric textures (never seen)",
+                "procedural-photometric": "held-out pink scenes; self-supervised with the photometric augmentation "
+                "(data.init_args.photometric=true; the supervised row's default)",
+                "procedural-photometric-geometric": "that model on the geometric textures (never seen)",
+                "procedural-no-photometric": "held-out pink scenes; supervised without the photometric augmentation "
+                "(the self-supervised row's default)",
+                "procedural-no-photometric-geometric": "that model on the geometric textures (never seen)",
                 "procedural-long": "held-out pink scenes; the long budget",
                 "procedural-long-geometric": "the long-budget models on the geometric textures (never seen)",
             },
