@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-predict-stack bench-train bench-train-long bench-single-image bench-single-image-variants gpu-check bench-gpu-train gpu-session reproduce-table quickstart-ckpt synth clean
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-single-image bench-single-image-variants gpu-check bench-gpu-train gpu-session reproduce-table quickstart-ckpt synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ bench-render:  ## renderer speed and memory vs the naive reference -> bench/rend
 
 bench-splat:  ## splatting-stage depth quality and seconds per scene -> bench/splat.json
 	$(PYTHON) -m bench.splat --out bench/splat.json
+
+bench-confidence:  ## calibration of the splatting confidence: actual relative depth error per confidence bin (16 held-out scenes, ~1 min) -> bench/confidence.json
+	$(PYTHON) -m bench.confidence --out bench/confidence.json
 
 bench-predict-stack:  ## sdgs predict --stack seconds and peak memory at 640x480 and 12 MP -> bench/predict_stack.json
 	$(PYTHON) -m bench.predict_stack --out bench/predict_stack.json
