@@ -262,7 +262,8 @@ def long_section(long: dict) -> list[str]:
             lines.append(f"| {row} | {p['step']} | {p.get('time/fit_seconds', float('nan')) / 60:.1f} | "
                          f"{p['val/abs_rel']:.3f} | {p['val/near/abs_rel']:.3f} | {p['val/delta1']:.1f} |")  # fmt: skip
     for name, b in long["bar"].items():
-        lines += ["", f"Bar on {name}: {verdict(b['targets'])}."]
+        if b.get("targets"):  # an experiment of the supervised row alone has no bar
+            lines += ["", f"Bar on {name}: {verdict(b['targets'])}."]
     aim = long["aim"]
     lines += [
         "",
