@@ -29,7 +29,7 @@ import torch
 import yaml
 
 from bench.common import write_json
-from bench.train import ALL_ROWS, CURVE_KEYS, commit, curve, pick
+from bench.train import ALL_ROWS, CURVE_KEYS, commit, curve, on_geometric, pick
 
 REPO = Path(__file__).resolve().parents[1]
 FOD500_YAML = REPO / "lightning_configs" / "fod500.yaml"
@@ -144,10 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "trainer.callbacks.init_args.warmup": sizes["num_train"] // sizes["batch_size"],
     }
     train = Experiment(name=NAME, config=str(config), overrides=overrides)
-    geometric = Experiment(
-        name=f"{NAME}-geometric", config=str(config), trained_in=NAME,
-        overrides={**overrides, "data.init_args.texture": "geometric"},
-    )  # fmt: skip
+    geometric = on_geometric(train)
     table = run_table([train, geometric], results, force=True, rows=ROWS)
     payload = {
         "config": f"{FOD500_YAML.relative_to(REPO)} with data = procedural scenes ({sizes}), pink textures; "

@@ -72,6 +72,16 @@ def folder_144(results: str) -> Experiment:
 NO_PHOTO = {"data.init_args.photometric": False}
 
 
+def on_geometric(exp: Experiment) -> Experiment:
+    """``exp``'s models, not retrained, tested on the same held-out scenes with the ``geometric`` textures."""
+    return Experiment(
+        name=f"{exp.name}-geometric",
+        config=exp.config,
+        trained_in=exp.name,
+        overrides={**exp.overrides, "data.init_args.texture": "geometric"},
+    )
+
+
 #: the same budget and data with the settings before issue 10 (CoC-space L1 weighted by the splatting
 #: confidence, no blur inputs): the "before" row of the before/after comparison
 BEFORE = Experiment(
@@ -89,12 +99,7 @@ BEFORE = Experiment(
 NO_CONFIDENCE = Experiment(
     name="procedural-no-confidence", config=QUICKSTART, overrides={"model.use_confidence": False}
 )
-NO_CONFIDENCE_GEOMETRIC = Experiment(
-    name="procedural-no-confidence-geometric",
-    config=QUICKSTART,
-    trained_in="procedural-no-confidence",
-    overrides={"model.use_confidence": False, "data.init_args.texture": "geometric"},
-)
+NO_CONFIDENCE_GEOMETRIC = on_geometric(NO_CONFIDENCE)
 #: the other self-supervised signals, one off at a time (issue 10's ablation table). The DepthNet ablation needs
 #: no run: every test also scores SDNet's own depth z0 (``z0/*`` in the rows)
 NO_SIAMESE = Experiment(name="procedural-no-siamese", config=QUICKSTART, overrides={"model.siamese_weight": 0.0})
@@ -115,19 +120,9 @@ SEED_1 = Experiment(name="procedural-seed-1", config=QUICKSTART, overrides={"see
 PHOTOMETRIC = Experiment(
     name="procedural-photometric", config=QUICKSTART, overrides={"data.init_args.photometric": True}
 )
-PHOTOMETRIC_GEOMETRIC = Experiment(
-    name="procedural-photometric-geometric",
-    config=QUICKSTART,
-    trained_in="procedural-photometric",
-    overrides={**PHOTOMETRIC.overrides, "data.init_args.texture": "geometric"},
-)
+PHOTOMETRIC_GEOMETRIC = on_geometric(PHOTOMETRIC)
 NO_PHOTOMETRIC = Experiment(name="procedural-no-photometric", config=QUICKSTART, overrides=NO_PHOTO)
-NO_PHOTOMETRIC_GEOMETRIC = Experiment(
-    name="procedural-no-photometric-geometric",
-    config=QUICKSTART,
-    trained_in="procedural-no-photometric",
-    overrides={**NO_PHOTO, "data.init_args.texture": "geometric"},
-)
+NO_PHOTOMETRIC_GEOMETRIC = on_geometric(NO_PHOTOMETRIC)
 NETWORK_ROWS = ("self-supervised", "supervised")
 ALL_ROWS = (*NETWORK_ROWS, "splatting stage", "depth from focus", "constant")
 
@@ -175,24 +170,14 @@ LONG = Experiment(
         "trainer.check_val_every_n_epoch": 2,
     },
 )
-LONG_GEOMETRIC = Experiment(
-    name="procedural-long-geometric",
-    config=QUICKSTART,
-    trained_in="procedural-long",
-    overrides={**LONG.overrides, "data.init_args.texture": "geometric"},
-)
+LONG_GEOMETRIC = on_geometric(LONG)
 #: the long budget's supervised row with its photometric augmentation (the long rows above predate it)
 LONG_SUPERVISED_PHOTOMETRIC = Experiment(
     name="procedural-long-supervised-photometric",
     config=QUICKSTART,
     overrides={k: v for k, v in LONG.overrides.items() if k not in NO_PHOTO},
 )
-LONG_SUPERVISED_PHOTOMETRIC_GEOMETRIC = Experiment(
-    name="procedural-long-supervised-photometric-geometric",
-    config=QUICKSTART,
-    trained_in="procedural-long-supervised-photometric",
-    overrides={**LONG_SUPERVISED_PHOTOMETRIC.overrides, "data.init_args.texture": "geometric"},
-)
+LONG_SUPERVISED_PHOTOMETRIC_GEOMETRIC = on_geometric(LONG_SUPERVISED_PHOTOMETRIC)
 CURVE_KEYS = ("time/fit_seconds", "val/abs_rel", "val/near/abs_rel", "val/delta1")
 
 
