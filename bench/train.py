@@ -25,7 +25,8 @@ so ``make reproduce-table`` reuses them):
 * ``procedural-photometric`` / ``procedural-no-photometric`` (and ``-geometric``): the photometric
   augmentation (gain, white balance, sensor noise) swapped per row, on both families: the self-supervised row
   with it, the supervised row without it (by default the supervised row has it, the self-supervised not);
-* ``procedural-seed-1``: the default with another training seed, the same scenes: the ablations' noise floor;
+* ``procedural-seed-1``, ``procedural-seed-2`` (and ``-geometric``): the default with other training seeds, the
+  same scenes, both network rows: the noise floor of the ablations and of supervised <= self-supervised;
 * ``fod500-folder-144``: ``sdgs fit`` on a FoD500-format folder of 144 training stacks at 64 px (written by
   the procedural generator, read through the FoD500 loader), self-supervised, 56 epochs;
 * ``--long``: ``procedural-long`` (and ``-geometric``): the same rows at the long budget (:data:`LONG`), with
@@ -112,9 +113,11 @@ NO_BLUR_RENDER = Experiment(
 ABS_REL_LOSS = Experiment(
     name="procedural-abs-rel-loss", config=QUICKSTART, overrides={"model.target_space": "abs_rel"}
 )
-#: the default with another training seed (initial weights, batch order; the same scenes): the noise floor
-#: of the ablation table
-SEED_1 = Experiment(name="procedural-seed-1", config=QUICKSTART, overrides={"seed_everything": 1})
+#: the default with other training seeds (initial weights, batch order, augmentation draws; the same scenes),
+#: both network rows and both texture families: the noise floor of the ablation table and of "supervised <=
+#: self-supervised"
+SEEDS = [Experiment(name=f"procedural-seed-{s}", config=QUICKSTART, overrides={"seed_everything": s}) for s in (1, 2)]
+SEEDS_GEOMETRIC = [on_geometric(e) for e in SEEDS]
 #: the photometric augmentation (gain, white balance, sensor noise) swapped per row: the self-supervised row
 #: with it, the supervised row without it (each row's default is the other way round)
 PHOTOMETRIC = Experiment(
@@ -280,7 +283,8 @@ def main() -> None:
         plan = [
             ([table_exps["procedural"], table_exps["procedural-geometric"]], ALL_ROWS, 600.0),
             ([BEFORE, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], ("self-supervised", "constant"), 600.0),
-            ([NO_SIAMESE, NO_BLUR_RENDER, SEED_1, ABS_REL_LOSS], ("self-supervised", "constant"), 600.0),
+            ([NO_SIAMESE, NO_BLUR_RENDER, ABS_REL_LOSS], ("self-supervised", "constant"), 600.0),
+            ([*SEEDS, *SEEDS_GEOMETRIC], (*NETWORK_ROWS, "constant"), 600.0),
             ([PHOTOMETRIC, PHOTOMETRIC_GEOMETRIC], ("self-supervised", "constant"), 600.0),
             ([NO_PHOTOMETRIC, NO_PHOTOMETRIC_GEOMETRIC], ("supervised", "constant"), 600.0),
         ]
@@ -344,7 +348,12 @@ def main() -> None:
                 "procedural-no-siamese": "held-out pink scenes; the default with model.siamese_weight=0",
                 "procedural-no-blur-render": "held-out pink scenes; the default without the rendered losses "
                 "(model.blur_weight=0, model.depth_render_weight=0)",
-                "procedural-seed-1": "held-out pink scenes; the default trained with seed_everything=1",
+                **{
+                    e.name: "held-out pink scenes; the default trained with "
+                    f"seed_everything={e.overrides['seed_everything']}"
+                    for e in SEEDS
+                },
+                **{f"{e.name}-geometric": "those models on the geometric textures (never seen)" for e in SEEDS},
                 "procedural-abs-rel-loss": "held-out pink scenes; the default with model.target_space=abs_rel",
                 "procedural-photometric": "held-out pink scenes; self-supervised with the photometric augmentation "
                 "(data.init_args.photometric=true; the supervised row's default)",
