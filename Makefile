@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-single-image bench-single-image-variants gpu-check bench-gpu-train gpu-session reproduce-table quickstart-ckpt synth clean
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-texture-error bench-single-image bench-single-image-variants gpu-check bench-gpu-train gpu-session reproduce-table quickstart-ckpt synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench-train-long:  ## the same table at the long budget (2 048 scenes, 2 304 ste
 
 bench-train:  ## single-image bar: quickstart self-sup/supervised vs baselines on pink + geometric textures, before-issue-10 row, 144-stack FoD500 folder -> bench/quickstart.json, results/bench_train/table.md
 	$(PYTHON) -m bench.train --out bench/quickstart.json
+
+bench-texture-error:  ## where single-image depth errs: error per local-contrast bin of the held-out scenes, both texture families, for the models make bench-train left in results/ (~1 min) -> bench/texture_error.json, docs/texture_error.png
+	$(PYTHON) -m bench.texture_error --results results
 
 gpu-check:  ## on one CUDA GPU (<= 8 min): gsplat/torch parity, renderer, fit and training speed, DDP -> bench/gpu.json
 	$(PYTHON) -m bench.gpu_check --parity-seeds 4 --out bench/gpu.json

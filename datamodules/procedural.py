@@ -4,7 +4,9 @@ Scenes are a textured background plane (fronto-parallel or slanted) and 1-4 occl
 rectangles, smooth blobs; fronto-parallel or slanted), occasionally textureless. Two texture families
 (:data:`TEXTURES`): ``pink`` (natural-image-like 1/f^alpha colour noise, the default) and ``geometric``
 (stripes, checkerboards, discs, cells, gradients), so a model can be trained on one and tested on the
-other. Depth stays within the camera's range. Stacks are rendered with the one synthesis function
+other; ``posterised`` (1/f noise quantised to flat regions) and ``mixed`` (pink or posterised) add
+textureless areas to a training family without borrowing the geometric patterns. Depth stays within the
+camera's range. Stacks are rendered with the one synthesis function
 (:func:`datamodules.defocus.synthesize_focal_stack`) and quantised to 8 bits like real captures.
 
 Small images are *centre crops of the sensor*, not downscales: the pixel pitch stays that of the
@@ -98,8 +100,32 @@ def _geometric_field(h: int, w: int, g: torch.Generator) -> Tensor:
     return 0.5 + 0.5 * torch.sin(2 * math.pi * u / period + phase)  # sine stripes
 
 
+def _posterised_texture(h: int, w: int, g: torch.Generator, c1: Tensor, c2: Tensor) -> Tensor:
+    """The ``posterised`` family: smooth 1/f^alpha noise (alpha in [1.5, 2.5]) quantised to 2-4 levels.
+
+    Flat regions with irregular boundaries: textureless areas (where one image shows no blur, as inside the
+    ``geometric`` family's cells, discs and squares) without that family's straight edges or periods.
+    """
+    alpha = 1.5 + float(torch.rand((), generator=g))
+    levels = int(torch.randint(2, 5, (1,), generator=g))
+    t = torch.floor(_pink_noise(h, w, alpha, g) * levels).clamp(max=levels - 1) / (levels - 1)
+    return c1 * (1 - t) + c2 * t
+
+
+def _mixed_texture(h: int, w: int, g: torch.Generator, c1: Tensor, c2: Tensor) -> Tensor:
+    """The ``mixed`` family: each texture ``pink`` or ``posterised``, half each (a training family with
+    textureless regions; still no ``geometric`` pattern)."""
+    family = _posterised_texture if float(torch.rand((), generator=g)) < 0.5 else _pink_texture
+    return family(h, w, g, c1, c2)
+
+
 #: texture families: name -> ``f(h, w, generator, colour1, colour2) -> (3, H, W)``
-TEXTURES = {"pink": _pink_texture, "geometric": _geometric_texture}
+TEXTURES = {
+    "pink": _pink_texture,
+    "geometric": _geometric_texture,
+    "posterised": _posterised_texture,
+    "mixed": _mixed_texture,
+}
 
 
 def _check_texture(texture: str) -> str:
@@ -235,9 +261,10 @@ class SyntheticDataModule(FocalStackDataModule):
         size: image size (px): a centre crop of the sensor, same pixel pitch.
         seed: base seed of the generator.
         camera: optics preset name or camera JSON.
-        texture: texture family of every split, ``pink`` or ``geometric`` (:data:`TEXTURES`). A seed gives the
-            same geometry in both, so ``sdgs test --data.init_args.texture=geometric`` tests a model trained
-            on ``pink`` on the same held-out scenes with textures it never saw.
+        texture: texture family of every split (:data:`TEXTURES`): ``pink``, ``geometric``, ``posterised`` or
+            ``mixed``. A seed gives the same geometry in every family, so
+            ``sdgs test --data.init_args.texture=geometric`` tests a model trained on ``pink`` on the same
+            held-out scenes with textures it never saw.
         data_dir: if set, the scenes are written there once in FoD500 format (``sdgs synth``) and read back
             through the FoD500 loader; otherwise they live in memory.
         **kwargs: :class:`~datamodules.base.FocalStackDataModule` options.

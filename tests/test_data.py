@@ -257,6 +257,26 @@ def test_texture_families_share_geometry_and_differ_in_texture() -> None:
         SyntheticDataModule(texture="wood")
 
 
+def test_posterised_and_mixed_families_add_flat_regions_to_pink() -> None:
+    """``posterised`` is flat regions of at most 4 levels (textureless areas without geometric patterns);
+    ``mixed`` draws pink or posterised per texture; both keep the seed's geometry."""
+    from datamodules.procedural import _posterised_texture
+
+    c1, c2 = torch.zeros(3, 1, 1), torch.ones(3, 1, 1)
+    for seed in range(5):
+        t = _posterised_texture(48, 48, torch.Generator().manual_seed(seed), c1, c2)
+        assert 2 <= len(torch.unique(t[0])) <= 4
+    flat = lambda rgb: float((rgb.diff(dim=-1).abs().amax(0) < 1e-6).float().mean())  # noqa: E731
+    share = {
+        f: sum(flat(make_scene(s, 48, texture=f)["rgb"]) for s in range(12)) / 12
+        for f in ("pink", "posterised", "mixed")
+    }
+    assert share["posterised"] > share["mixed"] > share["pink"] + 0.1
+    ref = make_scene(3, 48, texture="pink")["depth"]
+    for family in ("posterised", "mixed"):
+        torch.testing.assert_close(make_scene(3, 48, texture=family)["depth"], ref, rtol=0, atol=0)
+
+
 def test_synthetic_datamodule_keeps_sensor_pixel_pitch() -> None:
     dm = SyntheticDataModule(num_train=3, num_val=1, num_test=2, size=32, batch_size=2)
     batch = next(iter(dm.train_dataloader()))
