@@ -169,6 +169,37 @@ def bar(rows: dict, budget_s: float | None) -> dict:
     return out
 
 
+#: metrics of the seed summary and whether lower is better
+SEED_METRICS = {"abs_rel": True, "near/abs_rel": True, "delta1": False, "rmse": True}
+
+
+def seed_summary(rows: dict[str, dict], groups: dict[str, list[str]]) -> dict:
+    """Supervised vs self-supervised over training seeds: per test family and metric, each row's values (one per
+    seed), their mean, and on how many seeds and on the mean supervised is at least as good.
+
+    ``rows``: :func:`pick`'s rows per experiment; ``groups``: test family -> the experiments (one per seed) that
+    test on it. Families missing a network row in any of their experiments are left out.
+    """
+    out: dict = {}
+    for family, names in groups.items():
+        if not all(n in rows and all(r in rows[n] for r in NETWORK_ROWS) for n in names):
+            continue
+        out[family] = {}
+        for key, lower in SEED_METRICS.items():
+            vals = {r: [rows[n][r][key] for n in names] for r in NETWORK_ROWS}
+            ok = lambda sup, ss, lower=lower: sup <= ss if lower else sup >= ss  # noqa: E731
+            mean = {r: round(sum(v) / len(v), 4) for r, v in vals.items()}
+            out[family][key] = {
+                **{r: {"seeds": v, "mean": mean[r]} for r, v in vals.items()},
+                "supervised_at_least_as_good": {
+                    "seeds": sum(ok(a, b) for a, b in zip(vals["supervised"], vals["self-supervised"], strict=True)),
+                    "of": len(names),
+                    "on_the_mean": ok(mean["supervised"], mean["self-supervised"]),
+                },
+            }
+    return out
+
+
 #: the long budget (issue 10, ``make bench-train-long``): the quickstart's networks and settings, 4x the scenes
 #: (2 048) and 4.5x the steps (2 304 = 18 epochs of 128), validation on 32 scenes every 2 epochs. On 2 CPU
 #: cores the self-supervised fit took 30 minutes (both cores busy: about 57 CPU-minutes) and the supervised
@@ -332,6 +363,10 @@ def main() -> None:
             payload["ran"][name] = previous.get("ran", {}).get(name, {"date": previous["date"], "commit": "unrecorded"})
             for key in ("rows", "fit_seconds", "bar"):
                 payload[key][name] = previous[key][name]
+    if not args.long:
+        seeds = ["procedural", *(e.name for e in SEEDS)]
+        groups = {"pink": seeds, "geometric": [f"{n}-geometric" for n in seeds]}
+        payload["seed_summary"] = seed_summary(payload["rows"], groups)
     if args.long and "procedural-long" in table:
         rows = pick(table["procedural-long"])
         curves = {row: curve(Path(args.results) / "procedural-long" / row.replace(" ", "_")) for row in NETWORK_ROWS}

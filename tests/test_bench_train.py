@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.train import bar, curve
+from bench.train import bar, curve, seed_summary
 
 HEADER = ["epoch", "step", "time/fit_seconds", "val/abs_rel", "val/near/abs_rel", "val/delta1", "train/loss"]
 
@@ -58,3 +58,19 @@ def test_bar_ratios_and_targets() -> None:
         "supervised <= self-supervised (near/abs_rel)": True,
         "fit <= 600 s": True,
     }
+
+
+def test_seed_summary_counts_seeds_and_compares_means() -> None:
+    r = lambda a, n, d, e: {"abs_rel": a, "near/abs_rel": n, "delta1": d, "rmse": e}  # noqa: E731
+    rows = {
+        "s0": {"self-supervised": r(0.5, 0.5, 20.0, 0.5), "supervised": r(0.4, 0.6, 22.0, 0.4)},
+        "s1": {"self-supervised": r(0.5, 0.5, 20.0, 0.5), "supervised": r(0.45, 0.42, 19.0, 0.5)},
+        "g0": {"self-supervised": r(0.5, 0.5, 20.0, 0.5)},  # no supervised row: the family is left out
+    }
+    out = seed_summary(rows, {"pink": ["s0", "s1"], "geometric": ["g0"]})
+    assert list(out) == ["pink"]
+    near, d1 = out["pink"]["near/abs_rel"], out["pink"]["delta1"]
+    assert near["supervised"] == {"seeds": [0.6, 0.42], "mean": 0.51}
+    assert near["supervised_at_least_as_good"] == {"seeds": 1, "of": 2, "on_the_mean": False}
+    assert d1["supervised_at_least_as_good"] == {"seeds": 1, "of": 2, "on_the_mean": True}  # higher is better
+    assert out["pink"]["rmse"]["supervised_at_least_as_good"] == {"seeds": 2, "of": 2, "on_the_mean": True}
