@@ -143,6 +143,11 @@ def read_bar(path: Path) -> dict | None:
     return data if data and "bar" in data else None
 
 
+def read_json(path: Path) -> dict | None:
+    """A bench's JSON, or None if absent."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 #: the reference of the signal ablations: the default, all signals
 REFERENCE = "procedural"
 ABLATIONS = {
@@ -152,7 +157,9 @@ ABLATIONS = {
     "procedural-no-blur-render": "without the blur re-render (and DepthNet's re-render)",
     "procedural-abs-rel-loss": "all signals, the AbsRel loss instead of the log-depth L1",
     "procedural-seed-1": "all signals, training seed 1 instead of 0 (the noise floor)",
+    "procedural-seed-2": "all signals, training seed 2 instead of 0 (the noise floor)",
 }
+SEED_RUNS = ("procedural-seed-1", "procedural-seed-2")
 
 
 def verdict(targets: dict[str, bool]) -> str:
@@ -188,18 +195,18 @@ def bar_section(bar: dict) -> list[str]:
             z0 = f"{r['z0/abs_rel']:.3f} / {r['z0/delta1']:.1f}" if "z0/abs_rel" in r else "–"
             fit = bar["fit_seconds"][name].get("self-supervised")
             lines.append(f"| {ABLATIONS[name]} | {fmt_row(r)} | {z0} | {f'{fit:.0f} s' if fit else '–'} |")
-        if "procedural-seed-1" in have:
+        if seeds := [n for n in SEED_RUNS if n in have]:
             ss = lambda name: bar["rows"][name]["self-supervised"]  # noqa: E731
-            noise = {k: abs(ss("procedural-seed-1")[k] - ss(REFERENCE)[k]) for k in ("abs_rel", "near/abs_rel")}
+            noise = {k: max(abs(ss(n)[k] - ss(REFERENCE)[k]) for n in seeds) for k in ("abs_rel", "near/abs_rel")}
             beyond = [
                 f"{ABLATIONS[n]} ({k} {ss(n)[k] - ss(REFERENCE)[k]:+.3f})"
-                for n in have if n not in (REFERENCE, "procedural-seed-1") for k in noise
+                for n in have if n not in (REFERENCE, *seeds) for k in noise
                 if abs(ss(n)[k] - ss(REFERENCE)[k]) > noise[k]
             ]  # fmt: skip
             depthnet = max(abs(ss(n)["abs_rel"] - ss(n)["z0/abs_rel"]) for n in have if "z0/abs_rel" in ss(n))
             lines += [
                 "",
-                f"Computed: the reference's two seeds differ by {noise['abs_rel']:.3f} in AbsRel and "
+                f"Computed: the other seeds differ from the reference by up to {noise['abs_rel']:.3f} in AbsRel and "
                 f"{noise['near/abs_rel']:.3f} in near AbsRel; AbsRel or near AbsRel differences from the reference "
                 "beyond that: " + ("; ".join(beyond) if beyond else "none") + ". DepthNet moves AbsRel from "
                 f"SDNet's z0 by at most {depthnet:.3f} in these runs.",
@@ -228,6 +235,84 @@ def photometric_section(bar: dict) -> list[str]:
         for family, g in (("pink", ""), ("geometric (unseen)", "-geometric")):
             a, b = rows[with_ + g][row], rows[without + g][row]
             lines.append(f"| {row} | {family} | {fmt_row(a)} | {fmt_row(b)} | {a['rmse']:.3f} / {b['rmse']:.3f} |")
+    return lines
+
+
+def seeds_section(bar: dict) -> list[str]:
+    """Supervised vs self-supervised over three training seeds (``seed_summary`` of ``make bench-train``)."""
+    summary = bar.get("seed_summary") or {}
+    if not summary:
+        return []
+    names = {"abs_rel": "AbsRel", "near/abs_rel": "near AbsRel", "delta1": "δ1 (%)", "rmse": "RMSE (m)"}
+    lines = [
+        "",
+        "### Supervised vs self-supervised over training seeds (quickstart budget)",
+        "",
+        "Training seeds 0, 1, 2 (`procedural`, `procedural-seed-1`, `procedural-seed-2`; initial weights, batch",
+        "order, augmentation draws; the same scenes). Per seed, then the mean; last column: on how many seeds the",
+        "supervised row is at least as good, and whether its mean is.",
+        "",
+        "| test textures | metric | self-supervised | supervised | supervised at least as good |",
+        "|---|---|---|---|---|",
+    ]
+    for family, metrics in summary.items():
+        for key, m in metrics.items():
+            cells = [", ".join(f"{v:.3f}" if key != "delta1" else f"{v:.1f}" for v in m[r]["seeds"])
+                     + f" (mean {m[r]['mean']:.3f})" for r in ("self-supervised", "supervised")]  # fmt: skip
+            won = m["supervised_at_least_as_good"]
+            verdict_ = f"{won['seeds']} of {won['of']} seeds; mean: {'yes' if won['on_the_mean'] else 'NO'}"
+            lines.append(f"| {family} | {names[key]} | {cells[0]} | {cells[1]} | {verdict_} |")
+    return lines
+
+
+def mixed_section(bar: dict) -> list[str]:
+    """Both rows trained on the ``mixed`` family (with textureless regions) against the default (pink)."""
+    rows = bar["rows"]
+    pairs = [("pink", "procedural", "procedural-mixed-pink"), ("geometric (unseen)", "procedural-geometric",
+             "procedural-mixed-geometric"), ("mixed", None, "procedural-mixed")]  # fmt: skip
+    if not all(m in rows for _, _, m in pairs):
+        return []
+    lines = [
+        "",
+        "### Training textures with flat regions (`data.init_args.texture=mixed`)",
+        "",
+        "Both rows trained on the `mixed` family (each texture pink or posterised: 28 % of pixels textureless,",
+        "as against 1 % in pink) instead of pink; the same scenes, budget and settings. AbsRel / near / δ1 (%).",
+        "",
+        "| test textures | self-sup., trained on pink | on mixed | supervised, trained on pink | on mixed |",
+        "|---|---|---|---|---|",
+    ]
+    for family, pink, mixed in pairs:
+        a = lambda name, row: fmt_row(rows[name].get(row)) if name else "–"  # noqa: E731
+        lines.append(f"| {family} | {a(pink, 'self-supervised')} | {a(mixed, 'self-supervised')} | "
+                     f"{a(pink, 'supervised')} | {a(mixed, 'supervised')} |")  # fmt: skip
+    return lines
+
+
+def texture_section(texture: dict) -> list[str]:
+    """``make bench-texture-error``: near AbsRel per local-contrast bin of the sharp texture."""
+    lines = [
+        "",
+        "## Where the single-image error lives: texture contrast (`make bench-texture-error`)",
+        "",
+        f"{texture['data']}. Pixels binned by the local contrast of the sharp texture ({texture['strength']}):",
+        "one defocused image shows blur only where there is texture to blur. Near AbsRel (GT < 1.5 m, DFV clip)",
+        "pooled over all pixels of the bin, then the near bias ln(pred / GT) (< 0: too near). Pooled per pixel, so",
+        "the `all` column differs from `sdgs test`'s per-image means.",
+        "",
+        "![texture error](texture_error.png)",
+    ]
+    for family, models in texture["families"].items():
+        bins = list(next(iter(models.values())))
+        shares = ", ".join(f"{b} {100 * models['constant'][b]['pixel_share']:.0f} %" for b in bins if b != "all")
+        lines += ["", f"**{family}** textures (pixel shares: {shares})", ""]
+        lines += ["| model | " + " | ".join(bins) + " |", "|---|" + "---|" * len(bins)]
+        for name, r in models.items():
+            cells = [
+                "–" if r[b]["near_abs_rel"] is None else f"{r[b]['near_abs_rel']:.3f} ({r[b]['near_log_ratio']:+.2f})"
+                for b in bins
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -273,9 +358,12 @@ def long_section(long: dict) -> list[str]:
     return lines
 
 
-def write_page(result: dict, path: Path, bar: dict | None, long: dict | None = None) -> None:
-    """``docs/single_image.md``: this run's tables and plots, the Lightning bar and ablations of
-    ``bench/quickstart.json`` and the long budget of ``bench/train_long.json``."""
+def write_page(
+    result: dict, path: Path, bar: dict | None, long: dict | None = None, texture: dict | None = None
+) -> None:
+    """``docs/single_image.md``: this run's tables and plots, the Lightning bar, ablations and seeds of
+    ``bench/quickstart.json``, the texture-contrast breakdown of ``bench/texture_error.json`` and the long
+    budget of ``bench/train_long.json``."""
     fams = list(result["constant"])
     last = {name: run["curve"][-1] for name, run in result["runs"].items() if run["curve"]}
     lines = [
@@ -338,7 +426,9 @@ def write_page(result: dict, path: Path, bar: dict | None, long: dict | None = N
         "which blur) the network saw: a depth prior, not blur → depth.",
     ]
     if bar:
-        lines += bar_section(bar) + photometric_section(bar)
+        lines += bar_section(bar) + photometric_section(bar) + seeds_section(bar) + mixed_section(bar)
+    if texture:
+        lines += texture_section(texture)
     if long:
         lines += long_section(long)
     path.write_text("\n".join(lines) + "\n")
@@ -356,11 +446,14 @@ def main() -> None:
     parser.add_argument("--page", default="docs/single_image.md")
     parser.add_argument("--bar", default="bench/quickstart.json", help="make bench-train's JSON, shown on the page")
     parser.add_argument("--long", default="bench/train_long.json", help="make bench-train-long's JSON, shown too")
-    parser.add_argument("--page-only", action="store_true", help="rewrite --page from --out's JSON, --bar, --long")
+    parser.add_argument("--texture", default="bench/texture_error.json", help="make bench-texture-error's JSON")
+    parser.add_argument(
+        "--page-only", action="store_true", help="rewrite --page from --out's JSON, --bar, --long, --texture"
+    )
     args = parser.parse_args()
     if args.page_only:
         write_page(json.loads(Path(args.out).read_text()), Path(args.page), read_bar(Path(args.bar)),
-                   read_bar(Path(args.long)))  # fmt: skip
+                   read_bar(Path(args.long)), read_json(Path(args.texture)))  # fmt: skip
         return
     camera = scene_camera(FOD500, SIZE)
     focus = torch.tensor(camera.focus_distances_m)
@@ -401,7 +494,9 @@ def main() -> None:
     write_json(args.out, result)
     figure(result, Path(args.figure))
     coc_figure(Path(args.figure).with_name("single_image_coc.png"))
-    write_page(result, Path(args.page), read_bar(Path(args.bar)), read_bar(Path(args.long)))
+    write_page(
+        result, Path(args.page), read_bar(Path(args.bar)), read_bar(Path(args.long)), read_json(Path(args.texture))
+    )
 
 
 if __name__ == "__main__":
