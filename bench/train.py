@@ -25,6 +25,7 @@ so ``make reproduce-table`` reuses them):
 * ``procedural-photometric`` / ``procedural-no-photometric`` (and ``-geometric``): the photometric
   augmentation (gain, white balance, sensor noise) swapped per row, on both families: the self-supervised row
   with it, the supervised row without it (by default the supervised row has it, the self-supervised not);
+  ``procedural-no-photometric-seed-1``, ``-seed-2`` (and ``-geometric``): the latter with seeds 1 and 2;
 * ``procedural-mixed`` (and ``-pink``, ``-geometric``): both rows trained on the ``mixed`` texture family
   (pink or posterised, with textureless regions), tested on it, on pink and on geometric (never seen);
 * ``procedural-seed-1``, ``procedural-seed-2`` (and ``-geometric``): the default with other training seeds, the
@@ -128,6 +129,13 @@ PHOTOMETRIC = Experiment(
 PHOTOMETRIC_GEOMETRIC = on_geometric(PHOTOMETRIC)
 NO_PHOTOMETRIC = Experiment(name="procedural-no-photometric", config=QUICKSTART, overrides=NO_PHOTO)
 NO_PHOTOMETRIC_GEOMETRIC = on_geometric(NO_PHOTOMETRIC)
+NO_PHOTOMETRIC_SEEDS = [
+    Experiment(
+        name=f"procedural-no-photometric-seed-{s}", config=QUICKSTART, overrides={**NO_PHOTO, "seed_everything": s}
+    )
+    for s in (1, 2)
+]
+NO_PHOTOMETRIC_SEEDS_GEOMETRIC = [on_geometric(e) for e in NO_PHOTOMETRIC_SEEDS]
 #: both rows trained on the ``mixed`` texture family (pink or posterised: 28 % of pixels textureless, as
 #: against 1 % in pink), tested on it, on pink and on the geometric family (still never seen): whether the
 #: supervised row's loss on the geometric family's flat regions (bench.texture_error) comes from training
@@ -173,30 +181,45 @@ def bar(rows: dict, budget_s: float | None) -> dict:
 SEED_METRICS = {"abs_rel": True, "near/abs_rel": True, "delta1": False, "rmse": True}
 
 
-def seed_summary(rows: dict[str, dict], groups: dict[str, list[str]]) -> dict:
-    """Supervised vs self-supervised over training seeds: per test family and metric, each row's values (one per
+def seed_summary(rows: dict[str, dict], groups: dict[str, dict[str, list[str]]]) -> dict:
+    """Supervised vs self-supervised over training seeds: per comparison and metric, each row's values (one per
     seed), their mean, and on how many seeds and on the mean supervised is at least as good.
 
-    ``rows``: :func:`pick`'s rows per experiment; ``groups``: test family -> the experiments (one per seed) that
-    test on it. Families missing a network row in any of their experiments are left out.
+    ``rows``: :func:`pick`'s rows per experiment; ``groups``: comparison -> network row -> the experiments
+    (one per seed, in seed order) whose row it takes. Comparisons missing a row in any experiment are left out.
     """
     out: dict = {}
-    for family, names in groups.items():
-        if not all(n in rows and all(r in rows[n] for r in NETWORK_ROWS) for n in names):
+    for label, sources in groups.items():
+        if not all(n in rows and r in rows[n] for r in NETWORK_ROWS for n in sources[r]):
             continue
-        out[family] = {}
+        out[label] = {}
         for key, lower in SEED_METRICS.items():
-            vals = {r: [rows[n][r][key] for n in names] for r in NETWORK_ROWS}
+            vals = {r: [rows[n][r][key] for n in sources[r]] for r in NETWORK_ROWS}
             ok = lambda sup, ss, lower=lower: sup <= ss if lower else sup >= ss  # noqa: E731
             mean = {r: round(sum(v) / len(v), 4) for r, v in vals.items()}
-            out[family][key] = {
+            out[label][key] = {
                 **{r: {"seeds": v, "mean": mean[r]} for r, v in vals.items()},
                 "supervised_at_least_as_good": {
                     "seeds": sum(ok(a, b) for a, b in zip(vals["supervised"], vals["self-supervised"], strict=True)),
-                    "of": len(names),
+                    "of": len(vals["supervised"]),
                     "on_the_mean": ok(mean["supervised"], mean["self-supervised"]),
                 },
             }
+    return out
+
+
+def seed_groups() -> dict[str, dict[str, list[str]]]:
+    """The comparisons of the seed summary: both rows as configured (seeds 0-2), and the self-supervised row
+    against the supervised one without its photometric augmentation, on both texture families."""
+    default = ["procedural", *(e.name for e in SEEDS)]
+    no_photo = [NO_PHOTOMETRIC.name, *(e.name for e in NO_PHOTOMETRIC_SEEDS)]
+    out = {}
+    for family, g in (("pink", ""), ("geometric", "-geometric")):
+        out[family] = {r: [n + g for n in default] for r in NETWORK_ROWS}
+        out[f"{family}, supervised without photometric"] = {
+            "self-supervised": [n + g for n in default],
+            "supervised": [n + g for n in no_photo],
+        }
     return out
 
 
@@ -329,6 +352,7 @@ def main() -> None:
             ([*SEEDS, *SEEDS_GEOMETRIC], (*NETWORK_ROWS, "constant"), 600.0),
             ([PHOTOMETRIC, PHOTOMETRIC_GEOMETRIC], ("self-supervised", "constant"), 600.0),
             ([NO_PHOTOMETRIC, NO_PHOTOMETRIC_GEOMETRIC], ("supervised", "constant"), 600.0),
+            ([*NO_PHOTOMETRIC_SEEDS, *NO_PHOTOMETRIC_SEEDS_GEOMETRIC], ("supervised", "constant"), 600.0),
             ([MIXED, MIXED_PINK, MIXED_GEOMETRIC], (*NETWORK_ROWS, "constant"), 600.0),
         ]
         if not args.no_folder:
@@ -364,9 +388,7 @@ def main() -> None:
             for key in ("rows", "fit_seconds", "bar"):
                 payload[key][name] = previous[key][name]
     if not args.long:
-        seeds = ["procedural", *(e.name for e in SEEDS)]
-        groups = {"pink": seeds, "geometric": [f"{n}-geometric" for n in seeds]}
-        payload["seed_summary"] = seed_summary(payload["rows"], groups)
+        payload["seed_summary"] = seed_summary(payload["rows"], seed_groups())
     if args.long and "procedural-long" in table:
         rows = pick(table["procedural-long"])
         curves = {row: curve(Path(args.results) / "procedural-long" / row.replace(" ", "_")) for row in NETWORK_ROWS}
@@ -408,6 +430,12 @@ def main() -> None:
                 "procedural-no-photometric": "held-out pink scenes; supervised without the photometric augmentation "
                 "(the self-supervised row's default)",
                 "procedural-no-photometric-geometric": "that model on the geometric textures (never seen)",
+                **{
+                    e.name: "held-out pink scenes; supervised without the photometric augmentation, "
+                    f"seed_everything={e.overrides['seed_everything']}"
+                    for e in NO_PHOTOMETRIC_SEEDS
+                },
+                **{f"{e.name}-geometric": "that model on the geometric textures" for e in NO_PHOTOMETRIC_SEEDS},
                 "procedural-mixed": "held-out scenes, mixed textures (pink or posterised); both rows trained on "
                 "the mixed family",
                 "procedural-mixed-pink": "those models on the held-out pink scenes",

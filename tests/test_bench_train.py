@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.train import bar, curve, seed_summary
+from bench.train import bar, curve, seed_groups, seed_summary
 
 HEADER = ["epoch", "step", "time/fit_seconds", "val/abs_rel", "val/near/abs_rel", "val/delta1", "train/loss"]
 
@@ -67,10 +67,22 @@ def test_seed_summary_counts_seeds_and_compares_means() -> None:
         "s1": {"self-supervised": r(0.5, 0.5, 20.0, 0.5), "supervised": r(0.45, 0.42, 19.0, 0.5)},
         "g0": {"self-supervised": r(0.5, 0.5, 20.0, 0.5)},  # no supervised row: the family is left out
     }
-    out = seed_summary(rows, {"pink": ["s0", "s1"], "geometric": ["g0"]})
+    both = lambda names: {"self-supervised": names, "supervised": names}  # noqa: E731
+    out = seed_summary(rows, {"pink": both(["s0", "s1"]), "geometric": both(["g0"])})
     assert list(out) == ["pink"]
     near, d1 = out["pink"]["near/abs_rel"], out["pink"]["delta1"]
     assert near["supervised"] == {"seeds": [0.6, 0.42], "mean": 0.51}
     assert near["supervised_at_least_as_good"] == {"seeds": 1, "of": 2, "on_the_mean": False}
     assert d1["supervised_at_least_as_good"] == {"seeds": 1, "of": 2, "on_the_mean": True}  # higher is better
     assert out["pink"]["rmse"]["supervised_at_least_as_good"] == {"seeds": 2, "of": 2, "on_the_mean": True}
+
+
+def test_seed_groups_pair_each_family_and_variant() -> None:
+    groups = seed_groups()
+    assert groups["geometric"]["supervised"] == [
+        "procedural-geometric", "procedural-seed-1-geometric", "procedural-seed-2-geometric"
+    ]  # fmt: skip
+    variant = groups["pink, supervised without photometric"]
+    assert (
+        variant["self-supervised"][0] == "procedural" and variant["supervised"][2] == "procedural-no-photometric-seed-2"
+    )
