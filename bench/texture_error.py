@@ -45,9 +45,21 @@ MODELS = {
     "supervised, seed 1": "procedural-seed-1/supervised",
     "supervised, seed 2": "procedural-seed-2/supervised",
     "supervised, no photometric": "procedural-no-photometric/supervised",
+    "supervised, no photometric, seed 1": "procedural-no-photometric-seed-1/supervised",
+    "supervised, no photometric, seed 2": "procedural-no-photometric-seed-2/supervised",
+    "supervised, log-depth loss": "procedural-supervised-log-depth/supervised",
     "self-supervised, trained on mixed": "procedural-mixed/self-supervised",
     "supervised, trained on mixed": "procedural-mixed/supervised",
 }
+#: the rows of the figure (all rows are in the JSON)
+PLOTTED = (
+    "self-supervised",
+    "supervised",
+    "supervised, no photometric",
+    "self-supervised, trained on mixed",
+    "supervised, trained on mixed",
+    "depth from focus (stack)",
+)
 FAMILIES = ("pink", "geometric")
 
 
@@ -120,7 +132,7 @@ def plot(result: dict, out: Path) -> None:
     top = 0.0
     for ax, family in zip(axes, FAMILIES, strict=True):
         rows = result["families"][family]
-        names = [n for n in rows if not n.endswith(("seed 1", "seed 2")) and n != "constant"]
+        names = [n for n in PLOTTED if n in rows]
         width = 0.8 / len(names)
         for j, name in enumerate(names):
             ys = [rows[name][b]["near_abs_rel"] or 0.0 for b in BIN_NAMES]
