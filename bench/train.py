@@ -10,8 +10,8 @@ Runs, through :mod:`sdgs.report` (``sdgs fit`` / ``sdgs test`` subprocesses, run
 so ``make reproduce-table`` reuses them):
 
 * ``procedural``: the quickstart config as a user runs it (``pink`` textures): self-supervised, supervised
-  (same networks and budget, ground truth on every valid pixel, its default loss: AbsRel, and the photometric
-  augmentation), splatting stage,
+  (same networks, data and budget, ground truth on every valid pixel, its default loss: AbsRel), splatting
+  stage,
   depth from focus, constant;
 * ``procedural-geometric``: the same two models, not retrained, on the same held-out scenes rendered with the
   ``geometric`` texture family they never saw (the cross-generator check of issue 10);
@@ -22,10 +22,9 @@ so ``make reproduce-table`` reuses them):
 * ``procedural-no-siamese``, ``procedural-no-blur-render``: the default with one self-supervised signal off
   (the ablation table; DepthNet's share is read from every row's ``z0/*`` metrics, SDNet's own depth);
 * ``procedural-abs-rel-loss``: the self-supervised default with the AbsRel loss (the supervised row's);
-* ``procedural-photometric`` / ``procedural-no-photometric`` (and ``-geometric``): the photometric
-  augmentation (gain, white balance, sensor noise) swapped per row, on both families: the self-supervised row
-  with it, the supervised row without it (by default the supervised row has it, the self-supervised not);
-  ``procedural-no-photometric-seed-1``, ``-seed-2`` (and ``-geometric``): the latter with seeds 1 and 2;
+* ``procedural-photometric``, ``procedural-supervised-photometric`` (and ``-seed-1``, ``-seed-2``; all with
+  ``-geometric``): the photometric augmentation (gain, white balance, sensor noise; off by default) on, for
+  the self-supervised row and for the supervised row (three seeds);
 * ``procedural-supervised-log-depth`` (and ``-geometric``): the supervised row with the log-depth L1 (the
   self-supervised row's loss) instead of AbsRel;
 * ``procedural-mixed`` (and ``-pink``, ``-geometric``): both rows trained on the ``mixed`` texture family
@@ -74,8 +73,8 @@ def folder_144(results: str) -> Experiment:
     )
 
 
-#: the supervised row without its photometric augmentation (``sdgs.report`` turns it on for that row)
-NO_PHOTO = {"data.init_args.photometric": False}
+#: the photometric augmentation on (gain, white balance, sensor noise; off by default)
+PHOTO = {"data.init_args.photometric": True}
 
 
 def on_geometric(exp: Experiment) -> Experiment:
@@ -123,21 +122,19 @@ ABS_REL_LOSS = Experiment(
 #: self-supervised"
 SEEDS = [Experiment(name=f"procedural-seed-{s}", config=QUICKSTART, overrides={"seed_everything": s}) for s in (1, 2)]
 SEEDS_GEOMETRIC = [on_geometric(e) for e in SEEDS]
-#: the photometric augmentation (gain, white balance, sensor noise) swapped per row: the self-supervised row
-#: with it, the supervised row without it (each row's default is the other way round)
-PHOTOMETRIC = Experiment(
-    name="procedural-photometric", config=QUICKSTART, overrides={"data.init_args.photometric": True}
-)
+#: the photometric augmentation (gain, white balance, sensor noise) on, for each row: self-supervised, and
+#: supervised with seeds 0-2 (the supervised row had it by default at commit af40d23; the seeds undid that)
+PHOTOMETRIC = Experiment(name="procedural-photometric", config=QUICKSTART, overrides=PHOTO)
 PHOTOMETRIC_GEOMETRIC = on_geometric(PHOTOMETRIC)
-NO_PHOTOMETRIC = Experiment(name="procedural-no-photometric", config=QUICKSTART, overrides=NO_PHOTO)
-NO_PHOTOMETRIC_GEOMETRIC = on_geometric(NO_PHOTOMETRIC)
-NO_PHOTOMETRIC_SEEDS = [
+SUPERVISED_PHOTOMETRIC = [
     Experiment(
-        name=f"procedural-no-photometric-seed-{s}", config=QUICKSTART, overrides={**NO_PHOTO, "seed_everything": s}
+        name="procedural-supervised-photometric" + (f"-seed-{s}" if s else ""),
+        config=QUICKSTART,
+        overrides={**PHOTO, **({"seed_everything": s} if s else {})},
     )
-    for s in (1, 2)
+    for s in (0, 1, 2)
 ]
-NO_PHOTOMETRIC_SEEDS_GEOMETRIC = [on_geometric(e) for e in NO_PHOTOMETRIC_SEEDS]
+SUPERVISED_PHOTOMETRIC_GEOMETRIC = [on_geometric(e) for e in SUPERVISED_PHOTOMETRIC]
 #: the supervised row with the self-supervised row's loss (log-depth L1) instead of AbsRel: the loss's share in
 #: the metrics where supervised and self-supervised differ (AbsRel's minimiser errs near, which costs δ1)
 SUPERVISED_LOG_DEPTH = Experiment(
@@ -218,15 +215,15 @@ def seed_summary(rows: dict[str, dict], groups: dict[str, dict[str, list[str]]])
 
 def seed_groups() -> dict[str, dict[str, list[str]]]:
     """The comparisons of the seed summary: both rows as configured (seeds 0-2), and the self-supervised row
-    against the supervised one without its photometric augmentation, on both texture families."""
+    against the supervised one with the photometric augmentation, on both texture families."""
     default = ["procedural", *(e.name for e in SEEDS)]
-    no_photo = [NO_PHOTOMETRIC.name, *(e.name for e in NO_PHOTOMETRIC_SEEDS)]
+    photo = [e.name for e in SUPERVISED_PHOTOMETRIC]
     out = {}
     for family, g in (("pink", ""), ("geometric", "-geometric")):
         out[family] = {r: [n + g for n in default] for r in NETWORK_ROWS}
-        out[f"{family}, supervised without photometric"] = {
+        out[f"{family}, supervised with photometric"] = {
             "self-supervised": [n + g for n in default],
-            "supervised": [n + g for n in no_photo],
+            "supervised": [n + g for n in photo],
         }
     return out
 
@@ -239,7 +236,6 @@ LONG = Experiment(
     name="procedural-long",
     config=QUICKSTART,
     overrides={
-        **NO_PHOTO,  # both rows as measured, before the supervised row had the photometric augmentation
         "data.init_args.num_train": 2048,
         "data.init_args.num_val": 32,
         "trainer.max_epochs": 18,
@@ -247,11 +243,11 @@ LONG = Experiment(
     },
 )
 LONG_GEOMETRIC = on_geometric(LONG)
-#: the long budget's supervised row with its photometric augmentation (the long rows above predate it)
+#: the long budget's supervised row with the photometric augmentation
 LONG_SUPERVISED_PHOTOMETRIC = Experiment(
     name="procedural-long-supervised-photometric",
     config=QUICKSTART,
-    overrides={k: v for k, v in LONG.overrides.items() if k not in NO_PHOTO},
+    overrides={**LONG.overrides, **PHOTO},
 )
 LONG_SUPERVISED_PHOTOMETRIC_GEOMETRIC = on_geometric(LONG_SUPERVISED_PHOTOMETRIC)
 CURVE_KEYS = ("time/fit_seconds", "val/abs_rel", "val/near/abs_rel", "val/delta1")
@@ -359,8 +355,7 @@ def main() -> None:
             ([NO_SIAMESE, NO_BLUR_RENDER, ABS_REL_LOSS], ("self-supervised", "constant"), 600.0),
             ([*SEEDS, *SEEDS_GEOMETRIC], (*NETWORK_ROWS, "constant"), 600.0),
             ([PHOTOMETRIC, PHOTOMETRIC_GEOMETRIC], ("self-supervised", "constant"), 600.0),
-            ([NO_PHOTOMETRIC, NO_PHOTOMETRIC_GEOMETRIC], ("supervised", "constant"), 600.0),
-            ([*NO_PHOTOMETRIC_SEEDS, *NO_PHOTOMETRIC_SEEDS_GEOMETRIC], ("supervised", "constant"), 600.0),
+            ([*SUPERVISED_PHOTOMETRIC, *SUPERVISED_PHOTOMETRIC_GEOMETRIC], ("supervised", "constant"), 600.0),
             ([MIXED, MIXED_PINK, MIXED_GEOMETRIC], (*NETWORK_ROWS, "constant"), 600.0),
             ([SUPERVISED_LOG_DEPTH, SUPERVISED_LOG_DEPTH_GEOMETRIC], ("supervised", "constant"), 600.0),
         ]
@@ -434,17 +429,18 @@ def main() -> None:
                 **{f"{e.name}-geometric": "those models on the geometric textures (never seen)" for e in SEEDS},
                 "procedural-abs-rel-loss": "held-out pink scenes; the default with model.target_space=abs_rel",
                 "procedural-photometric": "held-out pink scenes; self-supervised with the photometric augmentation "
-                "(data.init_args.photometric=true; the supervised row's default)",
+                "(data.init_args.photometric=true)",
                 "procedural-photometric-geometric": "that model on the geometric textures (never seen)",
-                "procedural-no-photometric": "held-out pink scenes; supervised without the photometric augmentation "
-                "(the self-supervised row's default)",
-                "procedural-no-photometric-geometric": "that model on the geometric textures (never seen)",
                 **{
-                    e.name: "held-out pink scenes; supervised without the photometric augmentation, "
-                    f"seed_everything={e.overrides['seed_everything']}"
-                    for e in NO_PHOTOMETRIC_SEEDS
+                    e.name: "held-out pink scenes; supervised with the photometric augmentation"
+                    + (
+                        f", seed_everything={e.overrides['seed_everything']}"
+                        if "seed_everything" in e.overrides
+                        else ""
+                    )
+                    for e in SUPERVISED_PHOTOMETRIC
                 },
-                **{f"{e.name}-geometric": "that model on the geometric textures" for e in NO_PHOTOMETRIC_SEEDS},
+                **{f"{e.name}-geometric": "that model on the geometric textures" for e in SUPERVISED_PHOTOMETRIC},
                 "procedural-supervised-log-depth": "held-out pink scenes; supervised with the log-depth L1 "
                 "(model.target_space=log_depth) instead of AbsRel",
                 "procedural-supervised-log-depth-geometric": "that model on the geometric textures",

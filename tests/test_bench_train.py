@@ -82,7 +82,8 @@ def test_seed_groups_pair_each_family_and_variant() -> None:
     assert groups["geometric"]["supervised"] == [
         "procedural-geometric", "procedural-seed-1-geometric", "procedural-seed-2-geometric"
     ]  # fmt: skip
-    variant = groups["pink, supervised without photometric"]
+    variant = groups["pink, supervised with photometric"]
     assert (
-        variant["self-supervised"][0] == "procedural" and variant["supervised"][2] == "procedural-no-photometric-seed-2"
+        variant["self-supervised"][0] == "procedural"
+        and variant["supervised"][2] == "procedural-supervised-photometric-seed-2"
     )
