@@ -27,6 +27,7 @@ import torch
 
 from bench.common import write_json
 from bench.single_image import coc_figure
+from bench.texture_error import SEED_GROUPS
 from datamodules.procedural import SPLIT_OFFSETS, render_scene, scene_camera
 from sdgs import losses
 from sdgs.baselines import median_depth
@@ -257,8 +258,9 @@ def seeds_section(bar: dict) -> list[str]:
     ]
     for family, metrics in summary.items():
         for key, m in metrics.items():
-            cells = [", ".join(f"{v:.3f}" if key != "delta1" else f"{v:.1f}" for v in m[r]["seeds"])
-                     + f" (mean {m[r]['mean']:.3f})" for r in ("self-supervised", "supervised")]  # fmt: skip
+            f = "{:.1f}" if key == "delta1" else "{:.3f}"
+            cells = [", ".join(f.format(v) for v in m[r]["seeds"]) + f" (mean {f.format(m[r]['mean'])})"
+                     for r in ("self-supervised", "supervised")]  # fmt: skip
             won = m["supervised_at_least_as_good"]
             verdict_ = f"{won['seeds']} of {won['of']} seeds; mean: {'yes' if won['on_the_mean'] else 'NO'}"
             lines.append(f"| {family} | {names[key]} | {cells[0]} | {cells[1]} | {verdict_} |")
@@ -303,11 +305,15 @@ def texture_section(texture: dict) -> list[str]:
         "![texture error](texture_error.png)",
     ]
     for family, models in texture["families"].items():
+        means = texture.get("seed_means", {}).get(family, {})
+        seeded = {label for labels in SEED_GROUPS.values() for label in labels}
+        rows = {f"{g} (mean of seeds 0, 1, 2)": cells for g, cells in means.items()}
+        rows |= {name: r for name, r in models.items() if name not in seeded or not means}
         bins = list(next(iter(models.values())))
         shares = ", ".join(f"{b} {100 * models['constant'][b]['pixel_share']:.0f} %" for b in bins if b != "all")
         lines += ["", f"**{family}** textures (pixel shares: {shares})", ""]
         lines += ["| model | " + " | ".join(bins) + " |", "|---|" + "---|" * len(bins)]
-        for name, r in models.items():
+        for name, r in rows.items():
             cells = [
                 "–" if r[b]["near_abs_rel"] is None else f"{r[b]['near_abs_rel']:.3f} ({r[b]['near_log_ratio']:+.2f})"
                 for b in bins

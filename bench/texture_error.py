@@ -51,15 +51,16 @@ MODELS = {
     "self-supervised, trained on mixed": "procedural-mixed/self-supervised",
     "supervised, trained on mixed": "procedural-mixed/supervised",
 }
-#: the rows of the figure (all rows are in the JSON)
-PLOTTED = (
-    "self-supervised",
-    "supervised",
-    "supervised, photometric",
-    "self-supervised, trained on mixed",
-    "supervised, trained on mixed",
-    "depth from focus (stack)",
-)
+#: rows trained with seeds 0, 1, 2: their per-bin mean goes into the JSON (``seed_means``) and the figure
+SEED_GROUPS = {
+    "self-supervised": ("self-supervised", "self-supervised, seed 1", "self-supervised, seed 2"),
+    "supervised": ("supervised", "supervised, seed 1", "supervised, seed 2"),
+    "supervised, photometric": (
+        "supervised, photometric", "supervised, photometric, seed 1", "supervised, photometric, seed 2"
+    ),
+}  # fmt: skip
+#: single-run rows of the figure, after the seed groups
+PLOTTED = ("self-supervised, trained on mixed", "supervised, trained on mixed", "depth from focus (stack)")
 FAMILIES = ("pink", "geometric")
 
 
@@ -122,7 +123,25 @@ def single_image_depth(model, batch: dict[str, Tensor]) -> Tensor:
     )
 
 
+def seed_means(rows: dict[str, dict]) -> dict[str, dict]:
+    """Per seed group of :data:`SEED_GROUPS` with all its rows present: per bin the mean (over seeds) of the
+    near relative error and of the near log ratio; the seeds' own values stay in ``rows``."""
+    out = {}
+    for group, labels in SEED_GROUPS.items():
+        if not all(label in rows for label in labels):
+            continue
+        out[group] = {}
+        for b in [*BIN_NAMES, "all"]:
+            cell = {}
+            for key in ("near_abs_rel", "near_log_ratio"):
+                vals = [rows[label][b][key] for label in labels]
+                cell[key] = None if None in vals else round(sum(vals) / len(vals), 4)
+            out[group][b] = cell
+    return out
+
+
 def plot(result: dict, out: Path) -> None:
+    """Near AbsRel per contrast bin: bars = seed means (dots: each seed) and single runs; the constant a line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,13 +150,17 @@ def plot(result: dict, out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     top = 0.0
     for ax, family in zip(axes, FAMILIES, strict=True):
-        rows = result["families"][family]
-        names = [n for n in PLOTTED if n in rows]
-        width = 0.8 / len(names)
-        for j, name in enumerate(names):
-            ys = [rows[name][b]["near_abs_rel"] or 0.0 for b in BIN_NAMES]
+        rows, means = result["families"][family], result["seed_means"][family]
+        bars = [(f"{g} (mean of {len(SEED_GROUPS[g])} seeds)", means[g], SEED_GROUPS[g]) for g in means]
+        bars += [(n, rows[n], ()) for n in PLOTTED if n in rows]
+        width = 0.8 / len(bars)
+        for j, (label, cells, seeds) in enumerate(bars):
+            xs = [i + (j - (len(bars) - 1) / 2) * width for i in range(len(BIN_NAMES))]
+            ys = [cells[b]["near_abs_rel"] or 0.0 for b in BIN_NAMES]
             top = max(top, *ys)
-            ax.bar([i + (j - (len(names) - 1) / 2) * width for i in range(len(BIN_NAMES))], ys, width, label=name)
+            ax.bar(xs, ys, width, label=label)
+            for seed in seeds:  # each seed as a dot on its group's bar
+                ax.plot(xs, [rows[seed][b]["near_abs_rel"] or 0.0 for b in BIN_NAMES], ".", color="black", ms=3)
         # the constant as a line per bin, its value written where it leaves the axes
         for i, b in enumerate(BIN_NAMES):
             y = rows["constant"][b]["near_abs_rel"] or 0.0
@@ -194,6 +217,7 @@ def main() -> None:
         preds["depth from focus (stack)"] = per_image(depth_from_focus(batch["stack"], batch["focus_distance"]))
         gt, strength = per_image(batch["depth"]), per_image(batch["strength"])
         result["families"][family] = {label: binned(p, gt, strength) for label, p in preds.items()}
+    result["seed_means"] = {family: seed_means(rows) for family, rows in result["families"].items()}
     write_json(
         args.out,
         {
