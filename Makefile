@@ -52,7 +52,7 @@ bench-splat-real:  ## splatting stage on real textures (DFD-indoor; data dir fro
 bench-train-long:  ## the same table at the long budget (2 048 scenes, 2 304 steps, ~60 min) with learning curves -> bench/train_long.json, docs/train_long.png
 	$(PYTHON) -m bench.train --long --out bench/train_long.json
 
-bench-train:  ## single-image bar: quickstart self-sup/supervised vs baselines on pink + geometric textures, before-issue-10 row, 144-stack FoD500 folder -> bench/quickstart.json, results/bench_train/table.md
+bench-train:  ## single-image bar: quickstart self-sup/supervised vs baselines on pink + geometric textures, before-issue-10 row, ablations, three seeds of both rows, mixed textures, 144-stack FoD500 folder (~2.5 h) -> bench/quickstart.json, results/bench_train/table.md
 	$(PYTHON) -m bench.train --out bench/quickstart.json
 
 bench-texture-error:  ## where single-image depth errs: error per local-contrast bin of the held-out scenes, both texture families, for the models make bench-train left in results/ (~1 min) -> bench/texture_error.json, docs/texture_error.png

@@ -1,6 +1,6 @@
 """Quickstart quality bar: single-image depth against the constant and no-learning baselines, in one run.
 
-    python -m bench.train                      -> bench/quickstart.json  (make bench-train, ~60 min)
+    python -m bench.train                      -> bench/quickstart.json  (make bench-train, ~2.5 h)
     python -m bench.train --long               -> bench/train_long.json, docs/train_long.png
                                                   (make bench-train-long, ~60 min)
     python -m bench.train --only procedural    reruns one experiment, keeps the others' entries
