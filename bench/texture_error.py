@@ -49,7 +49,11 @@ MODELS = {
     "supervised, photometric, seed 2": "procedural-supervised-photometric-seed-2/supervised",
     "supervised, log-depth loss": "procedural-supervised-log-depth/supervised",
     "self-supervised, trained on mixed": "procedural-mixed/self-supervised",
+    "self-supervised, trained on mixed, seed 1": "procedural-mixed-seed-1/self-supervised",
+    "self-supervised, trained on mixed, seed 2": "procedural-mixed-seed-2/self-supervised",
     "supervised, trained on mixed": "procedural-mixed/supervised",
+    "supervised, trained on mixed, seed 1": "procedural-mixed-seed-1/supervised",
+    "supervised, trained on mixed, seed 2": "procedural-mixed-seed-2/supervised",
 }
 #: rows trained with seeds 0, 1, 2: their per-bin mean goes into the JSON (``seed_means``) and the figure
 SEED_GROUPS = {
@@ -58,9 +62,13 @@ SEED_GROUPS = {
     "supervised, photometric": (
         "supervised, photometric", "supervised, photometric, seed 1", "supervised, photometric, seed 2"
     ),
+    **{
+        name: (name, f"{name}, seed 1", f"{name}, seed 2")
+        for name in ("self-supervised, trained on mixed", "supervised, trained on mixed")
+    },
 }  # fmt: skip
 #: single-run rows of the figure, after the seed groups
-PLOTTED = ("self-supervised, trained on mixed", "supervised, trained on mixed", "depth from focus (stack)")
+PLOTTED = ("depth from focus (stack)",)
 FAMILIES = ("pink", "geometric")
 
 

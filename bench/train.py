@@ -27,8 +27,9 @@ so ``make reproduce-table`` reuses them):
   the self-supervised row and for the supervised row (three seeds);
 * ``procedural-supervised-log-depth`` (and ``-geometric``): the supervised row with the log-depth L1 (the
   self-supervised row's loss) instead of AbsRel;
-* ``procedural-mixed`` (and ``-pink``, ``-geometric``): both rows trained on the ``mixed`` texture family
-  (pink or posterised, with textureless regions), tested on it, on pink and on geometric (never seen);
+* ``procedural-mixed`` (and ``-seed-1``, ``-seed-2``; each with ``-pink``, ``-geometric``): both rows trained
+  on the ``mixed`` texture family (pink or posterised, with textureless regions), tested on it, on pink and on
+  geometric (never seen);
 * ``procedural-seed-1``, ``procedural-seed-2`` (and ``-geometric``): the default with other training seeds, the
   same scenes, both network rows: the noise floor of the ablations and of supervised <= self-supervised;
 * ``fod500-folder-144``: ``sdgs fit`` on a FoD500-format folder of 144 training stacks at 64 px (written by
@@ -145,11 +146,24 @@ SUPERVISED_LOG_DEPTH_GEOMETRIC = on_geometric(SUPERVISED_LOG_DEPTH)
 #: against 1 % in pink), tested on it, on pink and on the geometric family (still never seen): whether the
 #: supervised row's loss on the geometric family's flat regions (bench.texture_error) comes from training
 #: textures without any
-MIXED = Experiment(name="procedural-mixed", config=QUICKSTART, overrides={"data.init_args.texture": "mixed"})
-MIXED_PINK = Experiment(
-    name="procedural-mixed-pink", config=QUICKSTART, trained_in=MIXED.name, overrides={"data.init_args.texture": "pink"}
-)
-MIXED_GEOMETRIC = on_geometric(MIXED)
+#: (seeds 0, 1, 2)
+MIXED = [
+    Experiment(
+        name="procedural-mixed" + (f"-seed-{s}" if s else ""),
+        config=QUICKSTART,
+        overrides={"data.init_args.texture": "mixed", **({"seed_everything": s} if s else {})},
+    )
+    for s in (0, 1, 2)
+]
+MIXED_TESTS = [
+    test
+    for e in MIXED
+    for test in (
+        Experiment(name=f"{e.name}-pink", config=QUICKSTART, trained_in=e.name,
+                   overrides={**e.overrides, "data.init_args.texture": "pink"}),
+        on_geometric(e),
+    )
+]  # fmt: skip
 NETWORK_ROWS = ("self-supervised", "supervised")
 ALL_ROWS = (*NETWORK_ROWS, "splatting stage", "depth from focus", "constant")
 
@@ -214,8 +228,9 @@ def seed_summary(rows: dict[str, dict], groups: dict[str, dict[str, list[str]]])
 
 
 def seed_groups() -> dict[str, dict[str, list[str]]]:
-    """The comparisons of the seed summary: both rows as configured (seeds 0-2), and the self-supervised row
-    against the supervised one with the photometric augmentation, on both texture families."""
+    """The comparisons of the seed summary: both rows as configured (seeds 0-2), the self-supervised row
+    against the supervised one with the photometric augmentation, on both texture families, and both rows
+    trained on the mixed family, on it, on pink and on geometric."""
     default = ["procedural", *(e.name for e in SEEDS)]
     photo = [e.name for e in SUPERVISED_PHOTOMETRIC]
     out = {}
@@ -225,6 +240,9 @@ def seed_groups() -> dict[str, dict[str, list[str]]]:
             "self-supervised": [n + g for n in default],
             "supervised": [n + g for n in photo],
         }
+    mixed = [e.name for e in MIXED]
+    for family, g in (("mixed", ""), ("pink", "-pink"), ("geometric", "-geometric")):
+        out[f"{family}, both rows trained on mixed"] = {r: [n + g for n in mixed] for r in NETWORK_ROWS}
     return out
 
 
@@ -356,7 +374,7 @@ def main() -> None:
             ([*SEEDS, *SEEDS_GEOMETRIC], (*NETWORK_ROWS, "constant"), 600.0),
             ([PHOTOMETRIC, PHOTOMETRIC_GEOMETRIC], ("self-supervised", "constant"), 600.0),
             ([*SUPERVISED_PHOTOMETRIC, *SUPERVISED_PHOTOMETRIC_GEOMETRIC], ("supervised", "constant"), 600.0),
-            ([MIXED, MIXED_PINK, MIXED_GEOMETRIC], (*NETWORK_ROWS, "constant"), 600.0),
+            ([*MIXED, *MIXED_TESTS], (*NETWORK_ROWS, "constant"), 600.0),
             ([SUPERVISED_LOG_DEPTH, SUPERVISED_LOG_DEPTH_GEOMETRIC], ("supervised", "constant"), 600.0),
         ]
         if not args.no_folder:
@@ -444,10 +462,18 @@ def main() -> None:
                 "procedural-supervised-log-depth": "held-out pink scenes; supervised with the log-depth L1 "
                 "(model.target_space=log_depth) instead of AbsRel",
                 "procedural-supervised-log-depth-geometric": "that model on the geometric textures",
-                "procedural-mixed": "held-out scenes, mixed textures (pink or posterised); both rows trained on "
-                "the mixed family",
-                "procedural-mixed-pink": "those models on the held-out pink scenes",
-                "procedural-mixed-geometric": "those models on the geometric textures (never seen)",
+                **{
+                    e.name: "held-out scenes, mixed textures (pink or posterised); both rows trained on the mixed "
+                    "family"
+                    + (
+                        f", seed_everything={e.overrides['seed_everything']}"
+                        if "seed_everything" in e.overrides
+                        else ""
+                    )
+                    for e in MIXED
+                },
+                **{f"{e.name}-pink": "those models on the held-out pink scenes" for e in MIXED},
+                **{f"{e.name}-geometric": "those models on the geometric textures (never seen)" for e in MIXED},
                 "procedural-long": "held-out pink scenes; the long budget",
                 "procedural-long-geometric": "the long-budget models on the geometric textures (never seen)",
                 "procedural-long-supervised-photometric": "held-out pink scenes; the long budget's supervised row "
