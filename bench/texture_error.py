@@ -26,8 +26,9 @@ import torch
 from torch import Tensor
 
 from bench.common import write_json
+from bench.train import seed_name
 from datamodules.base import make_item
-from datamodules.procedural import SPLIT_OFFSETS, ProceduralDataset, make_scene, render_scene, scene_camera
+from datamodules.procedural import SPLIT_OFFSETS, ProceduralDataset, make_scene, render_scene
 from sdgs.baselines import constant_depth, depth_from_focus
 from sdgs.metrics import DFV_CLIP_M
 from sdgs.optics import FOD500
@@ -36,37 +37,27 @@ from sdgs.optics import FOD500
 #: Below 0.005 is flat: 1 % of the pink test pixels, 37 % of the geometric ones.
 EDGES = (0.0, 0.005, 0.015, 0.04, float("inf"))
 BIN_NAMES = ("flat < 0.005", "weak 0.005-0.015", "medium 0.015-0.04", "strong > 0.04")
+#: models trained with seeds 0, 1, 2: label -> (experiment at seed 0, network row). Seed N's run is
+#: ``<results>/<seed_name(experiment, N)>/<row>``, labelled ``"<label>, seed N"``; the per-bin mean over the
+#: seeds goes into the JSON (``seed_means``) and the figure
+SEEDED = {
+    "self-supervised": ("procedural", "self-supervised"),
+    "supervised": ("procedural", "supervised"),
+    "supervised, photometric": ("procedural-supervised-photometric", "supervised"),
+    "self-supervised, trained on mixed": ("procedural-mixed", "self-supervised"),
+    "supervised, trained on mixed": ("procedural-mixed", "supervised"),
+}
+SEEDS = (0, 1, 2)
+SEED_GROUPS = {label: tuple(label + (f", seed {s}" if s else "") for s in SEEDS) for label in SEEDED}
 #: label -> run folder under --results (the rows of make bench-train)
 MODELS = {
-    "self-supervised": "procedural/self-supervised",
-    "self-supervised, seed 1": "procedural-seed-1/self-supervised",
-    "self-supervised, seed 2": "procedural-seed-2/self-supervised",
-    "supervised": "procedural/supervised",
-    "supervised, seed 1": "procedural-seed-1/supervised",
-    "supervised, seed 2": "procedural-seed-2/supervised",
-    "supervised, photometric": "procedural-supervised-photometric/supervised",
-    "supervised, photometric, seed 1": "procedural-supervised-photometric-seed-1/supervised",
-    "supervised, photometric, seed 2": "procedural-supervised-photometric-seed-2/supervised",
-    "supervised, log-depth loss": "procedural-supervised-log-depth/supervised",
-    "self-supervised, trained on mixed": "procedural-mixed/self-supervised",
-    "self-supervised, trained on mixed, seed 1": "procedural-mixed-seed-1/self-supervised",
-    "self-supervised, trained on mixed, seed 2": "procedural-mixed-seed-2/self-supervised",
-    "supervised, trained on mixed": "procedural-mixed/supervised",
-    "supervised, trained on mixed, seed 1": "procedural-mixed-seed-1/supervised",
-    "supervised, trained on mixed, seed 2": "procedural-mixed-seed-2/supervised",
-}
-#: rows trained with seeds 0, 1, 2: their per-bin mean goes into the JSON (``seed_means``) and the figure
-SEED_GROUPS = {
-    "self-supervised": ("self-supervised", "self-supervised, seed 1", "self-supervised, seed 2"),
-    "supervised": ("supervised", "supervised, seed 1", "supervised, seed 2"),
-    "supervised, photometric": (
-        "supervised, photometric", "supervised, photometric, seed 1", "supervised, photometric, seed 2"
-    ),
     **{
-        name: (name, f"{name}, seed 1", f"{name}, seed 2")
-        for name in ("self-supervised, trained on mixed", "supervised, trained on mixed")
+        label + (f", seed {s}" if s else ""): f"{seed_name(exp, s)}/{row}"
+        for label, (exp, row) in SEEDED.items()
+        for s in SEEDS
     },
-}  # fmt: skip
+    "supervised, log-depth loss": "procedural-supervised-log-depth/supervised",
+}
 #: single-run rows of the figure, after the seed groups
 PLOTTED = ("depth from focus (stack)",)
 FAMILIES = ("pink", "geometric")
@@ -109,7 +100,6 @@ def binned(pred: Tensor, gt: Tensor, strength: Tensor) -> dict[str, dict]:
 
 def test_scenes(family: str, n: int, size: int) -> dict[str, Tensor]:
     """The quickstart's held-out scenes in one texture family, as one batch, with the sharp texture's strength."""
-    cam = scene_camera(FOD500, size)
     items, strength = [], []
     for i in range(n):
         seed = SPLIT_OFFSETS["test"] + i

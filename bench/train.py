@@ -78,14 +78,39 @@ def folder_144(results: str) -> Experiment:
 PHOTO = {"data.init_args.photometric": True}
 
 
-def on_geometric(exp: Experiment) -> Experiment:
-    """``exp``'s models, not retrained, tested on the same held-out scenes with the ``geometric`` textures."""
+def tested_on(exp: Experiment, texture: str) -> Experiment:
+    """``exp``'s models, not retrained, tested on the same held-out scenes with another texture family."""
     return Experiment(
-        name=f"{exp.name}-geometric",
+        name=f"{exp.name}-{texture}",
         config=exp.config,
         trained_in=exp.name,
-        overrides={**exp.overrides, "data.init_args.texture": "geometric"},
+        overrides={**exp.overrides, "data.init_args.texture": texture},
     )
+
+
+def on_geometric(exp: Experiment) -> Experiment:
+    """``exp``'s models, not retrained, tested on the same held-out scenes with the ``geometric`` textures."""
+    return tested_on(exp, "geometric")
+
+
+def seed_name(base: str, seed: int) -> str:
+    """The experiment name of ``base`` trained with ``seed_everything=seed`` (seed 0, the default: ``base``)."""
+    return base if seed == 0 else f"{base}-seed-{seed}"
+
+
+def seeded(base: str, overrides: dict, seeds: tuple[int, ...]) -> list[Experiment]:
+    """The quickstart with ``overrides``, once per training seed, named by :func:`seed_name`."""
+    return [
+        Experiment(
+            name=seed_name(base, s), config=QUICKSTART, overrides={**overrides, **({"seed_everything": s} if s else {})}
+        )
+        for s in seeds
+    ]
+
+
+def seed_note(exp: Experiment) -> str:
+    """``", seed_everything=N"`` for an experiment with a seed override, else ``""`` (the test-set texts)."""
+    return f", seed_everything={exp.overrides['seed_everything']}" if "seed_everything" in exp.overrides else ""
 
 
 #: the same budget and data with the settings before issue 10 (CoC-space L1 weighted by the splatting
@@ -121,20 +146,13 @@ ABS_REL_LOSS = Experiment(
 #: the default with other training seeds (initial weights, batch order, augmentation draws; the same scenes),
 #: both network rows and both texture families: the noise floor of the ablation table and of "supervised <=
 #: self-supervised"
-SEEDS = [Experiment(name=f"procedural-seed-{s}", config=QUICKSTART, overrides={"seed_everything": s}) for s in (1, 2)]
+SEEDS = seeded("procedural", {}, (1, 2))
 SEEDS_GEOMETRIC = [on_geometric(e) for e in SEEDS]
 #: the photometric augmentation (gain, white balance, sensor noise) on, for each row: self-supervised, and
 #: supervised with seeds 0-2 (the supervised row had it by default at commit af40d23; the seeds undid that)
 PHOTOMETRIC = Experiment(name="procedural-photometric", config=QUICKSTART, overrides=PHOTO)
 PHOTOMETRIC_GEOMETRIC = on_geometric(PHOTOMETRIC)
-SUPERVISED_PHOTOMETRIC = [
-    Experiment(
-        name="procedural-supervised-photometric" + (f"-seed-{s}" if s else ""),
-        config=QUICKSTART,
-        overrides={**PHOTO, **({"seed_everything": s} if s else {})},
-    )
-    for s in (0, 1, 2)
-]
+SUPERVISED_PHOTOMETRIC = seeded("procedural-supervised-photometric", PHOTO, (0, 1, 2))
 SUPERVISED_PHOTOMETRIC_GEOMETRIC = [on_geometric(e) for e in SUPERVISED_PHOTOMETRIC]
 #: the supervised row with the self-supervised row's loss (log-depth L1) instead of AbsRel: the loss's share in
 #: the metrics where supervised and self-supervised differ (AbsRel's minimiser errs near, which costs δ1)
@@ -145,25 +163,9 @@ SUPERVISED_LOG_DEPTH_GEOMETRIC = on_geometric(SUPERVISED_LOG_DEPTH)
 #: both rows trained on the ``mixed`` texture family (pink or posterised: 28 % of pixels textureless, as
 #: against 1 % in pink), tested on it, on pink and on the geometric family (still never seen): whether the
 #: supervised row's loss on the geometric family's flat regions (bench.texture_error) comes from training
-#: textures without any
-#: (seeds 0, 1, 2)
-MIXED = [
-    Experiment(
-        name="procedural-mixed" + (f"-seed-{s}" if s else ""),
-        config=QUICKSTART,
-        overrides={"data.init_args.texture": "mixed", **({"seed_everything": s} if s else {})},
-    )
-    for s in (0, 1, 2)
-]
-MIXED_TESTS = [
-    test
-    for e in MIXED
-    for test in (
-        Experiment(name=f"{e.name}-pink", config=QUICKSTART, trained_in=e.name,
-                   overrides={**e.overrides, "data.init_args.texture": "pink"}),
-        on_geometric(e),
-    )
-]  # fmt: skip
+#: textures without any (seeds 0, 1, 2)
+MIXED = seeded("procedural-mixed", {"data.init_args.texture": "mixed"}, (0, 1, 2))
+MIXED_TESTS = [test for e in MIXED for test in (tested_on(e, "pink"), on_geometric(e))]
 NETWORK_ROWS = ("self-supervised", "supervised")
 ALL_ROWS = (*NETWORK_ROWS, "splatting stage", "depth from focus", "constant")
 
@@ -231,7 +233,7 @@ def seed_groups() -> dict[str, dict[str, list[str]]]:
     """The comparisons of the seed summary: both rows as configured (seeds 0-2), the self-supervised row
     against the supervised one with the photometric augmentation, on both texture families, and both rows
     trained on the mixed family, on it, on pink and on geometric."""
-    default = ["procedural", *(e.name for e in SEEDS)]
+    default = [seed_name("procedural", s) for s in (0, 1, 2)]
     photo = [e.name for e in SUPERVISED_PHOTOMETRIC]
     out = {}
     for family, g in (("pink", ""), ("geometric", "-geometric")):
@@ -450,12 +452,7 @@ def main() -> None:
                 "(data.init_args.photometric=true)",
                 "procedural-photometric-geometric": "that model on the geometric textures (never seen)",
                 **{
-                    e.name: "held-out pink scenes; supervised with the photometric augmentation"
-                    + (
-                        f", seed_everything={e.overrides['seed_everything']}"
-                        if "seed_everything" in e.overrides
-                        else ""
-                    )
+                    e.name: "held-out pink scenes; supervised with the photometric augmentation" + seed_note(e)
                     for e in SUPERVISED_PHOTOMETRIC
                 },
                 **{f"{e.name}-geometric": "that model on the geometric textures" for e in SUPERVISED_PHOTOMETRIC},
@@ -464,12 +461,7 @@ def main() -> None:
                 "procedural-supervised-log-depth-geometric": "that model on the geometric textures",
                 **{
                     e.name: "held-out scenes, mixed textures (pink or posterised); both rows trained on the mixed "
-                    "family"
-                    + (
-                        f", seed_everything={e.overrides['seed_everything']}"
-                        if "seed_everything" in e.overrides
-                        else ""
-                    )
+                    "family" + seed_note(e)
                     for e in MIXED
                 },
                 **{f"{e.name}-pink": "those models on the held-out pink scenes" for e in MIXED},
