@@ -93,6 +93,7 @@ class GaussianSplattingStage(L.Callback):
         backend: renderer backend (``auto`` = ``torch``, measured faster on CUDA too; ``gsplat`` on CUDA).
         render_layers: depth layers of the shared renderer used by the modules' losses.
         fit_batch_size: scenes fitted together when entries are missing.
+        fit_stride: fit at ``1/fit_stride`` of the samples' size (:class:`SplatFitConfig`).
     """
 
     def __init__(
@@ -107,12 +108,13 @@ class GaussianSplattingStage(L.Callback):
         backend: Literal["auto", "torch", "gsplat"] = "auto",
         render_layers: int = 8,
         fit_batch_size: int = 8,
+        fit_stride: int = 1,
     ) -> None:
         super().__init__()
         self.cache_dir = cache_dir
         self.config = SplatFitConfig(
             iters=iters, lr=lr, num_layers=num_layers, init=init, coarse_fraction=coarse_fraction,
-            sigma_per_coc=sigma_per_coc, backend=backend,
+            sigma_per_coc=sigma_per_coc, backend=backend, fit_stride=fit_stride,
         )  # fmt: skip
         self.renderer = DefocusRenderer(backend=backend, num_layers=render_layers, sigma_per_coc=sigma_per_coc)
         self.fit_batch_size = fit_batch_size
