@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["predict_main", "exif_focus_distance", "unique_stems", "summarize"]
+__all__ = ["predict_main", "predict_photo", "exif_focus_distance", "unique_stems", "summarize"]
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
@@ -109,6 +109,26 @@ def summarize(out: Path, written: Sequence[Sequence[Path]], skipped: Sequence[st
     return 0 if done == total else 1
 
 
+def predict_photo(model, rgb: np.ndarray, focus_m: float, camera, device: str | torch.device = "cpu") -> np.ndarray:
+    """Depth (m) ``(H, W)`` of one photo ``rgb`` ``(H, W, 3)`` in [0, 1], as ``sdgs predict`` computes it.
+
+    The photo is resized (aspect kept) to the camera's width, whose pixel pitch the optics refer to,
+    predicted by ``model`` (an :class:`~sdgs.lit.module.SDGSModule` in eval mode) and the depth resized back.
+    """
+    h, w = rgb.shape[:2]
+    img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device)
+    cw = camera.width_px
+    ch = max(8, round(h * cw / w))
+    cam = replace(camera, width_px=cw, height_px=ch, cx_px=None, cy_px=None, fx_px=None, fy_px=None)
+    small = img if (ch, cw) == (h, w) else F.interpolate(img, size=(ch, cw), mode="bilinear", antialias=True)
+    cam_batch = {k: v[None].to(device) for k, v in cam.to_tensors().items()}
+    with torch.no_grad():
+        depth = model.predict_depth(small, torch.tensor([focus_m], device=device), cam_batch)["depth"]
+    if depth.shape[-2:] != (h, w):
+        depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)
+    return depth[0, 0].cpu().numpy()
+
+
 def predict_main(argv: Sequence[str]) -> int:
     from jsonargparse import ArgumentParser
     from tqdm.auto import tqdm
@@ -166,16 +186,7 @@ def predict_main(argv: Sequence[str]) -> int:
                 raise DataError(f"{path}: no --focus-distance given and no EXIF SubjectDistance in the file")
             check_focus(focus, camera)
             rgb = read_image(path)
-            h, w = rgb.shape[:2]
-            img = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(args.device)
-            cw = camera.width_px
-            ch = max(8, round(h * cw / w))
-            cam = replace(camera, width_px=cw, height_px=ch, cx_px=None, cy_px=None, fx_px=None, fy_px=None)
-            small = F.interpolate(img, size=(ch, cw), mode="bilinear", antialias=True, align_corners=False)
-            cam_batch = {k: v[None].to(args.device) for k, v in cam.to_tensors().items()}
-            with torch.no_grad():
-                depth = model.predict_depth(small, torch.tensor([focus], device=args.device), cam_batch)["depth"]
-            depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+            depth = predict_photo(model, rgb, focus, camera, args.device)
             with atomic_paths(targets) as temps:  # all four files or none
                 with open(temps[0], "wb") as f:  # a handle: np.save would append ".npy" to the temporary name
                     np.save(f, depth.astype(np.float32))
