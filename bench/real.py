@@ -36,7 +36,7 @@ from bench.common import write_json
 from datamodules import DFDIndoorDataModule
 from sdgs.baselines import constant_depth, defocus_depth_one_image, depth_from_focus
 from sdgs.lit.module import SDGSModule, read_checkpoint
-from sdgs.metrics import DepthMetrics
+from sdgs.metrics import DepthMetrics, per_image_depth_errors
 from sdgs.optics import DFD_INDOOR
 from sdgs.predict import predict_photo
 from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
@@ -90,8 +90,10 @@ def figure(path: Path, photos: list[np.ndarray], preds: list[np.ndarray], gts: l
     fig, axes = plt.subplots(n, 3, figsize=(11, 2.55 * n + 0.7), squeeze=False)
     for i in range(n):
         gt = np.ma.masked_where(gts[i] <= 0, gts[i])
-        valid_i = gts[i] > 0
-        rel = float(np.mean(np.abs(np.clip(preds[i], 1e-3, 10)[valid_i] - gts[i][valid_i]) / gts[i][valid_i]))
+        errors, _ = per_image_depth_errors(
+            torch.from_numpy(preds[i])[None, None], torch.from_numpy(gts[i])[None, None], "eigen"
+        )
+        rel = float(errors["abs_rel"][0])
         axes[i, 0].imshow(photos[i])
         axes[i, 1].imshow(preds[i], cmap="magma_r", vmin=vmin, vmax=vmax)
         im = axes[i, 2].imshow(gt, cmap="magma_r", vmin=vmin, vmax=vmax)
