@@ -52,7 +52,7 @@ bench-splat-real:  ## splatting stage on real textures (DFD-indoor; data dir fro
 bench-train-long:  ## the same table at the long budget (2 048 scenes, 2 304 steps, ~60 min) with learning curves -> bench/train_long.json, docs/train_long.png
 	$(PYTHON) -m bench.train --long --out bench/train_long.json
 
-bench-train:  ## single-image bar: quickstart self-sup/supervised vs baselines on pink + geometric textures, before-issue-10 row, ablations, three seeds of both rows, mixed textures, 144-stack FoD500 folder (~2.5 h) -> bench/quickstart.json, results/bench_train/table.md
+bench-train:  ## single-image bar: quickstart self-sup/supervised vs baselines on pink + geometric textures, CoC-space-loss row, ablations, three seeds of both rows, mixed textures, 144-stack FoD500 folder (~2.5 h) -> bench/quickstart.json, results/bench_train/table.md
 	$(PYTHON) -m bench.train --out bench/quickstart.json
 
 bench-texture-error:  ## where single-image depth errs: error per local-contrast bin of the held-out scenes, both texture families, for the models make bench-train left in results/ (~1 min) -> bench/texture_error.json, docs/texture_error.png
@@ -74,7 +74,7 @@ MINUTES ?= 3.5
 bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet, curves, per focus index/band, two texture families -> bench/single_image_oracle.json, docs/single_image.md (MINUTES per run; the long curves are make bench-train-long's)
 	$(PYTHON) -m bench.single_image_oracle --minutes $(MINUTES) --out bench/single_image_oracle.json
 
-bench-single-image-variants:  ## the Lightning variants through sdgs fit/test (loss, blur inputs, before issue 10) -> bench/single_image.json, docs/single_image_variants.md (ABLATIONS=1 adds the signal ablations)
+bench-single-image-variants:  ## the Lightning variants through sdgs fit/test (loss, blur inputs, CoC-space loss) -> bench/single_image.json, docs/single_image_variants.md (ABLATIONS=1 adds the signal ablations)
 	$(PYTHON) -m bench.single_image --out bench/single_image.json $(if $(ABLATIONS),--ablations,)
 
 reproduce-table:  ## train/test every experiment of lightning_configs/table.yaml -> results/table.{md,json} (FORCE=1 reruns)

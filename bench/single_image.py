@@ -32,11 +32,11 @@ QUICKSTART = "lightning_configs/quickstart.yaml"
 CURVES = {"trainer.check_val_every_n_epoch": 1}  # a validation per epoch: the learning curve
 #: name -> (overrides, rows). "supervised" rows are sdgs.report's: the same networks and budget with ground
 #: truth and its default loss (AbsRel). The defaults (log-depth loss clipped like DFV, blur inputs, confidence
-#: weighting) are the first row; the others switch one choice back to what it was before issue 10.
+#: weighting) are the first row; the others switch one choice to its alternative.
 VARIANTS: dict[str, tuple[dict, tuple[str, ...]]] = {
     "default": ({}, ("self-supervised", "supervised")),
     "no blur inputs": ({"model.blur_inputs": False}, ("self-supervised", "supervised")),
-    "before issue 10 (CoC-space L1, no blur inputs, confidence)": (
+    "CoC-space L1, no blur inputs, confidence": (
         {
             "model.target_space": "coc",
             "model.blur_inputs": False,

@@ -14,9 +14,9 @@ so ``make reproduce-table`` reuses them):
   stage,
   depth from focus, constant;
 * ``procedural-geometric``: the same two models, not retrained, on the same held-out scenes rendered with the
-  ``geometric`` texture family they never saw (the cross-generator check of issue 10);
-* ``procedural-before-issue-10``: the quickstart with the settings before issue 10 (CoC-space loss weighted by
-  the splatting confidence, no blur inputs), self-supervised: the before/after comparison at one budget;
+  ``geometric`` texture family they never saw (the cross-generator check);
+* ``procedural-coc-loss``: the quickstart with a CoC-space loss weighted by the splatting confidence and no
+  blur inputs, self-supervised: the loss and inputs of the default against that alternative at one budget;
 * ``procedural-no-confidence`` (and ``-geometric``): the default without the splatting confidence weighting
   the self-supervised terms, on both families;
 * ``procedural-no-siamese``, ``procedural-no-blur-render``: the default with one self-supervised signal off
@@ -38,7 +38,7 @@ so ``make reproduce-table`` reuses them):
   the validation learning curves of both network rows (step, wall time, AbsRel, near AbsRel, δ1) and the
   aim near AbsRel <= 1.5 x the splatting stage's.
 
-Bar (issue 10), per test set: self-supervised AbsRel <= 0.75 x the constant's, near AbsRel <= 0.5 x the
+Quality bar, per test set: self-supervised AbsRel <= 0.75 x the constant's, near AbsRel <= 0.5 x the
 constant's near AbsRel, delta1 >= the constant's - 5 points; supervised <= self-supervised (AbsRel, near
 AbsRel); fit <= 10 minutes (quickstart) / 15 minutes (144 stacks). The constant is the training split's
 median depth as the DFV protocol scores it (clipped at 1.5 m).
@@ -61,7 +61,7 @@ QUICKSTART = "lightning_configs/quickstart.yaml"
 
 
 def folder_144(results: str) -> Experiment:
-    """The within-generator check on files: a FoD500-format folder of 144 stacks (issue 10, part 3)."""
+    """The within-generator check on files: a FoD500-format folder of 144 stacks."""
     return Experiment(
         name="fod500-folder-144",
         config=QUICKSTART,
@@ -113,10 +113,10 @@ def seed_note(exp: Experiment) -> str:
     return f", seed_everything={exp.overrides['seed_everything']}" if "seed_everything" in exp.overrides else ""
 
 
-#: the same budget and data with the settings before issue 10 (CoC-space L1 weighted by the splatting
-#: confidence, no blur inputs): the "before" row of the before/after comparison
-BEFORE = Experiment(
-    name="procedural-before-issue-10",
+#: the same budget and data with a CoC-space L1 weighted by the splatting confidence and no blur inputs: the
+#: alternative to the default's log-depth loss with blur inputs
+COC_LOSS = Experiment(
+    name="procedural-coc-loss",
     config=QUICKSTART,
     overrides={
         "model.target_space": "coc",
@@ -131,7 +131,7 @@ NO_CONFIDENCE = Experiment(
     name="procedural-no-confidence", config=QUICKSTART, overrides={"model.use_confidence": False}
 )
 NO_CONFIDENCE_GEOMETRIC = on_geometric(NO_CONFIDENCE)
-#: the other self-supervised signals, one off at a time (issue 10's ablation table). The DepthNet ablation needs
+#: the other self-supervised signals, one off at a time (the ablation table). The DepthNet ablation needs
 #: no run: every test also scores SDNet's own depth z0 (``z0/*`` in the rows)
 NO_SIAMESE = Experiment(name="procedural-no-siamese", config=QUICKSTART, overrides={"model.siamese_weight": 0.0})
 NO_BLUR_RENDER = Experiment(
@@ -149,7 +149,7 @@ ABS_REL_LOSS = Experiment(
 SEEDS = seeded("procedural", {}, (1, 2))
 SEEDS_GEOMETRIC = [on_geometric(e) for e in SEEDS]
 #: the photometric augmentation (gain, white balance, sensor noise) on, for each row: self-supervised, and
-#: supervised with seeds 0-2 (the supervised row had it by default at commit af40d23; the seeds undid that)
+#: supervised with seeds 0-2
 PHOTOMETRIC = Experiment(name="procedural-photometric", config=QUICKSTART, overrides=PHOTO)
 PHOTOMETRIC_GEOMETRIC = on_geometric(PHOTOMETRIC)
 SUPERVISED_PHOTOMETRIC = seeded("procedural-supervised-photometric", PHOTO, (0, 1, 2))
@@ -171,7 +171,7 @@ ALL_ROWS = (*NETWORK_ROWS, "splatting stage", "depth from focus", "constant")
 
 
 def bar(rows: dict, budget_s: float | None) -> dict:
-    """The issue's ratios and booleans for one test set (``rows``: run_table's rows of one experiment)."""
+    """The quality bar's ratios and booleans for one test set (``rows``: run_table's rows of one experiment)."""
     m = lambda row, key: rows[row]["metrics"][f"test/{key}"]  # noqa: E731
     ss, const = "self-supervised", "constant"
     if ss not in rows:  # an experiment of the supervised row alone: the bar is the self-supervised model's
@@ -248,7 +248,7 @@ def seed_groups() -> dict[str, dict[str, list[str]]]:
     return out
 
 
-#: the long budget (issue 10, ``make bench-train-long``): the quickstart's networks and settings, 4x the scenes
+#: the long budget (``make bench-train-long``): the quickstart's networks and settings, 4x the scenes
 #: (2 048) and 4.5x the steps (2 304 = 18 epochs of 128), validation on 32 scenes every 2 epochs. On 2 CPU
 #: cores the self-supervised fit took 30 minutes (both cores busy: about 57 CPU-minutes) and the supervised
 #: one, the same steps without rendering, 22 minutes; the whole bench about an hour.
@@ -371,7 +371,7 @@ def main() -> None:
     else:
         plan = [
             ([table_exps["procedural"], table_exps["procedural-geometric"]], ALL_ROWS, 600.0),
-            ([BEFORE, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], ("self-supervised", "constant"), 600.0),
+            ([COC_LOSS, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], ("self-supervised", "constant"), 600.0),
             ([NO_SIAMESE, NO_BLUR_RENDER, ABS_REL_LOSS], ("self-supervised", "constant"), 600.0),
             ([*SEEDS, *SEEDS_GEOMETRIC], (*NETWORK_ROWS, "constant"), 600.0),
             ([PHOTOMETRIC, PHOTOMETRIC_GEOMETRIC], ("self-supervised", "constant"), 600.0),
@@ -434,7 +434,8 @@ def main() -> None:
             "test_sets": {
                 "procedural": "held-out procedural scenes (test seeds), pink textures (the training family)",
                 "procedural-geometric": "the same held-out scenes, geometric textures (never seen in training)",
-                "procedural-before-issue-10": "held-out procedural scenes (pink); the settings before issue 10",
+                "procedural-coc-loss": "held-out pink scenes; CoC-space L1 weighted by the splatting confidence, "
+                "no blur inputs",
                 "procedural-no-confidence": "held-out pink scenes; the default with model.use_confidence=false",
                 "procedural-no-confidence-geometric": "the same model on the geometric textures",
                 "fod500-folder-144": "held-out procedural scenes; trained on a FoD500-format folder of 144 stacks",

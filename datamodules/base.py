@@ -125,7 +125,7 @@ def photometric_jitter(
     colour: float = 0.15,
     noise_max: float = 0.02,
 ) -> dict[str, Tensor]:
-    """Exposure, white balance and sensor noise that keep the optics (issue 10: never a resize).
+    """Exposure, white balance and sensor noise that keep the optics (never a resize: it changes the blur in px).
 
     One gain for the whole stack times a per-channel factor (``gain`` range, ``1 ± colour``), then per
     image Gaussian read noise of a random sigma in ``[0, noise_max]``, clipped and quantised to 8 bits like

@@ -15,8 +15,8 @@ size. Large images (downscale-and-refine, not tiling): when that working size ex
 stack is downscaled further (the pixel pitch grows with it, so the optics stay exact) and fitted at the
 reduced size; the depth is then upsampled and refined at full size by a guided filter steered by the
 full-size sharpness composite, and the all-in-focus image gets the composite's fine detail back. The fit's
-time and memory depend on ``--max_pixels``, not on the photo size; the full-size steps add a few GB at 12 MP
-(``bench/predict_stack.json``: 6.7 GB peak at 12 MP, 3.2 GB at 640x480). The working size is printed.
+time and memory depend on ``--max_pixels``, not on the photo size; the full-size steps grow linearly with the
+photo (measured by ``make bench-predict-stack``). The working size is printed.
 
 If a scene folder holds ground truth (``depth.png`` mm / ``depth.exr`` / ``depth.npy`` m, the images'
 size), AbsRel, RMSE and delta1 are printed and written to ``OUT/metrics.json`` (Eigen protocol:

@@ -1,4 +1,4 @@
-"""bench.train's bookkeeping: learning curves from a run folder's CSV logs, and the issue-10 bar."""
+"""bench.train's bookkeeping: learning curves from a run folder's CSV logs, and the quality bar."""
 
 from __future__ import annotations
 

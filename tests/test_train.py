@@ -142,7 +142,7 @@ def test_trained_depth_depends_on_the_image(tmp_path: Path) -> None:
     """A trained SDNet's depth follows the scene it sees, not a depth prior: on held-out scenes at one focus
     distance, each prediction is closer to its own scene's ground truth than to another scene's.
 
-    A network that outputs the same map whatever the image (the defect of issue 10) scores the two the same
+    A network that outputs the same map whatever the image (a depth prior) scores the two the same
     on average; the untrained network is checked to be that far from passing.
     """
     L.seed_everything(0, workers=True)

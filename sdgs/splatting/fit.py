@@ -66,8 +66,7 @@ __all__ = [
 class SplatFitConfig:
     """Settings of :func:`fit_gaussians`; the cache key hashes them.
 
-    Defaults reach the issue's targets on procedural FoD500-like scenes at 128 px on 2 CPU cores (see
-    ``bench/splat.json``).
+    The defaults are tuned on procedural FoD500-like scenes at 128 px on 2 CPU cores (``make bench-splat``).
     """
 
     iters: int = 16
