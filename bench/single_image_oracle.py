@@ -31,7 +31,7 @@ from bench.texture_error import SEED_GROUPS
 from datamodules.procedural import SPLIT_OFFSETS, render_scene, scene_camera
 from sdgs import losses
 from sdgs.baselines import median_depth
-from sdgs.metrics import DFV_CLIP_M, per_image_depth_errors
+from sdgs.metrics import DFV_CLIP_M, error_maps, per_image_depth_errors
 from sdgs.models import SDNet
 from sdgs.optics import FOD500, batched_camera
 from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
@@ -62,8 +62,7 @@ def evaluate(net: SDNet, stack: torch.Tensor, depth: torch.Tensor, camera, focus
             z = net(stack[:, k], focus[k].expand(len(stack)), batched_camera(camera, 4, len(stack)))["depth"]
             v, _ = per_image_depth_errors(z, depth, "dfv")
             n, _ = per_image_depth_errors(z, depth, "dfv", near_max=DFV_CLIP_M)
-            clip = depth.clamp(max=DFV_CLIP_M)
-            rel = (z.clamp(max=DFV_CLIP_M) - clip).abs() / clip
+            rel = error_maps(z, depth, "dfv")["abs_rel"]  # of depths clipped at 1.5 m, as DFV scores them
             bands = {b: float(rel[(depth >= lo) & (depth < hi)].mean()) for b, (lo, hi) in BANDS.items()}
             rows.append({"abs_rel": float(v["abs_rel"].mean()), "near_abs_rel": float(n["abs_rel"].mean()),
                          "delta1": float(v["delta1"].mean()), "bands": bands})  # fmt: skip

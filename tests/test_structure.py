@@ -47,3 +47,17 @@ def test_batched_camera_is_one_way_from_every_source() -> None:
     assert torch.equal(as5.focal_length_m.flatten(), batch["focal_length_m"])
     preset = batched_camera("fod500", 4, size=(32, 48))  # a scalar camera: centred crop of its sensor
     assert (preset.height_px, preset.width_px) == (32, 48) and preset.pixel_size_m == FOD500.pixel_size_m
+
+
+def test_no_bench_script_computes_a_depth_error_by_hand() -> None:
+    """AbsRel / RMSE / δ come from :mod:`sdgs.metrics` (error maps, per-image means), never re-derived."""
+    import re
+
+    by_hand = re.compile(r"\.abs\(\)\s*/|1\.25\s*\*\*|\)\s*\*\*\s*2\)\.mean\(\)\.sqrt|torch\.maximum\([^)]*/")
+    offenders = [
+        f"{p.relative_to(REPO)}:{i}"
+        for p in sorted((REPO / "bench").glob("*.py"))
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if by_hand.search(line)
+    ]
+    assert offenders == []
