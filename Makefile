@@ -78,7 +78,7 @@ bench-single-image-variants:  ## the Lightning variants through sdgs fit/test (l
 	$(PYTHON) -m bench.single_image --out bench/single_image.json $(if $(ABLATIONS),--ablations,)
 
 reproduce-table:  ## train/test every experiment of lightning_configs/table.yaml -> results/table.{md,json} (FORCE=1 reruns)
-	$(PYTHON) -m sdgs.report --experiments lightning_configs/table.yaml --out results
+	$(PYTHON) -m sdgs.cli.report --experiments lightning_configs/table.yaml --out results
 
 QS_RUN ?= runs/quickstart-ckpt
 

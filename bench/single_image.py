@@ -3,7 +3,7 @@
     python -m bench.single_image --out bench/single_image.json      (FORCE=1 retrains)
 
 Trains the quickstart configuration (procedural FoD500-like scenes, 64 px, CPU) in several variants through
-:mod:`sdgs.report` (each row a ``sdgs fit`` + ``sdgs test`` run folder under ``results/single_image/``),
+:mod:`sdgs.cli.report` (each row a ``sdgs fit`` + ``sdgs test`` run folder under ``results/single_image/``),
 and writes beside them, in the same run, the no-learning rows (constant = train median, depth from focus,
 the splatting stage that teaches the self-supervised rows). Tested on held-out scenes (test seeds), one
 defocused image per sample, every focus index; DFV protocol. Writes ``bench/single_image.json``,
@@ -24,13 +24,13 @@ import torch
 
 from bench.common import write_json
 from bench.train import NO_BLUR_RENDER, NO_CONFIDENCE, NO_SIAMESE
+from sdgs.cli.report import Experiment, run_table
 from sdgs.metrics import DFV_CLIP_M
 from sdgs.optics import FOD500, coc_px
-from sdgs.report import Experiment, run_table
 
 QUICKSTART = "lightning_configs/quickstart.yaml"
 CURVES = {"trainer.check_val_every_n_epoch": 1}  # a validation per epoch: the learning curve
-#: name -> (overrides, rows). "supervised" rows are sdgs.report's: the same networks and budget with ground
+#: name -> (overrides, rows). "supervised" rows are sdgs.cli.report's: the same networks and budget with ground
 #: truth and its default loss (AbsRel). The defaults (log-depth loss clipped like DFV, blur inputs, confidence
 #: weighting) are the first row; the others switch one choice to its alternative.
 VARIANTS: dict[str, tuple[dict, tuple[str, ...]]] = {

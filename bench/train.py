@@ -6,7 +6,7 @@
     python -m bench.train --only procedural    reruns one experiment, keeps the others' entries
     FORCE=1 retrains finished rows.
 
-Runs, through :mod:`sdgs.report` (``sdgs fit`` / ``sdgs test`` subprocesses, run folders under ``results/``,
+Runs, through :mod:`sdgs.cli.report` (``sdgs fit`` / ``sdgs test`` subprocesses, run folders under ``results/``,
 so ``make reproduce-table`` reuses them):
 
 * ``procedural``: the quickstart config as a user runs it (``pink`` textures): self-supervised, supervised
@@ -55,7 +55,7 @@ import time
 from pathlib import Path
 
 from bench.common import write_json
-from sdgs.report import Experiment, load_experiments, run_table, write_table
+from sdgs.cli.report import Experiment, load_experiments, run_table, write_table
 
 QUICKSTART = "lightning_configs/quickstart.yaml"
 

@@ -30,8 +30,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from datamodules.io import DataError
-from sdgs.batch import apply_crop  # re-exported: the batch contract
+from sdgs.batch import (
+    DataError,
+    apply_crop,  # re-exported: the batch contract
+)
 from sdgs.optics import Camera
 
 __all__ = [

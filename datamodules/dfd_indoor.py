@@ -37,7 +37,7 @@ from torch import Tensor
 
 from datamodules.base import FocalStackDataModule, StackDataset, make_item, require_dir
 from datamodules.defocus import synthesize_stack_cached
-from datamodules.io import DataError, read_depth, read_image
+from sdgs.io import DataError, read_depth, read_image
 from sdgs.optics import DFD_INDOOR, Camera, get_camera
 
 __all__ = ["DFDIndoorDataset", "DFDIndoorDataModule", "dfd_pairs", "pair_by_timestamp", "fill_depth_holes"]

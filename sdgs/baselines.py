@@ -1,6 +1,6 @@
 """No-learning baselines, reported beside every result: depth from focus and the constant.
 
-One definition each, used by the results table (:mod:`sdgs.report`) and the benchmarks (``bench/``).
+One definition each, used by the results table (:mod:`sdgs.cli.report`) and the benchmarks (``bench/``).
 """
 
 from __future__ import annotations

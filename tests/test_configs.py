@@ -67,7 +67,7 @@ def test_fragment_parses_on_top_of_the_quickstart(fragment: str) -> None:
 
 
 def test_table_experiments_point_at_configs() -> None:
-    from sdgs.report import load_experiments
+    from sdgs.cli.report import load_experiments
 
     experiments = load_experiments(CONFIGS / "table.yaml")
     assert [e.name for e in experiments] == ["procedural", "fod500", "nyuv2", "procedural-geometric"]

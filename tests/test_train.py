@@ -49,7 +49,7 @@ def test_self_supervised_training_loss_falls_without_ground_truth(tmp_path: Path
 
 @pytest.mark.parametrize("target_space", ["abs_rel", "log_depth"])
 def test_supervised_upper_bound_trains(tmp_path: Path, target_space: str) -> None:
-    """``abs_rel`` is the report's supervised row (sdgs.report); both depth losses must train."""
+    """``abs_rel`` is the report's supervised row (sdgs.cli.report); both depth losses must train."""
     losses, *_ = _fit(
         tmp_path, 20, supervised=True, target_space=target_space, blur_weight=0.0, depth_render_weight=0.0
     )

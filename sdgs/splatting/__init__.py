@@ -6,7 +6,7 @@ focal stack (analysis by synthesis) and hands the result to the networks.
 * :mod:`~sdgs.splatting.cache` — :class:`SplatCache`, the atomic on-disk cache of fits;
 * :mod:`~sdgs.splatting.stage` — :class:`GaussianSplattingStage`, the shared Lightning callback that attaches
   fits to batches, and :func:`fit_and_cache`;
-* :mod:`~sdgs.splatting.precompute` — ``sdgs splat``, which fills the cache ahead of training.
+* :mod:`~sdgs.cli.splat` — ``sdgs splat``, which fills the cache ahead of training.
 
 The renderer it fits through is :mod:`sdgs.render`.
 """

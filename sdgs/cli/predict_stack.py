@@ -44,11 +44,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datamodules.folder import DEPTH_NAMES, read_stack_json
-from datamodules.io import IMAGE_SUFFIXES, DataError, read_depth, read_image, write_image
-from sdgs.io import atomic_path, atomic_paths
+from sdgs.batch import DataError
+from sdgs.cli.predict import save_png16, summarize
+from sdgs.io import (
+    DEPTH_NAMES,
+    IMAGE_SUFFIXES,
+    atomic_path,
+    atomic_paths,
+    read_depth,
+    read_image,
+    read_stack_json,
+    write_image,
+)
 from sdgs.optics import Camera
-from sdgs.predict import save_png16, summarize
 from sdgs.splatting.fit import CONFIG_HELP, SplatFitConfig, fit_gaussians, sharpness_composite
 
 __all__ = ["predict_stack_main", "working_camera", "predict_scene", "StackPrediction"]

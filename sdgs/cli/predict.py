@@ -113,9 +113,8 @@ def predict_main(argv: Sequence[str]) -> int:
     from jsonargparse import ArgumentParser
     from tqdm.auto import tqdm
 
-    from datamodules.io import read_image
     from sdgs.batch import DataError
-    from sdgs.io import atomic_paths
+    from sdgs.io import atomic_paths, read_image
     from sdgs.lit.module import SDGSModule, read_checkpoint
     from sdgs.optics import check_focus, get_camera
 
