@@ -57,7 +57,7 @@ from sdgs.io import (
     write_image,
 )
 from sdgs.optics import Camera
-from sdgs.splatting.fit import CONFIG_HELP, SplatFitConfig, fit_gaussians, sharpness_composite
+from sdgs.splatting.fit import SplatFitConfig, fit_gaussians, sharpness_composite
 
 __all__ = ["predict_stack_main", "working_camera", "predict_scene", "StackPrediction"]
 
@@ -274,13 +274,11 @@ def predict_stack_main(argv: Sequence[str]) -> int:
     parser.add_argument("--max_pixels", "--max-pixels", dest="max_pixels", type=int, default=MAX_PIXELS,
                         help="largest fitted size in pixels (larger stacks: downscale-and-refine)")  # fmt: skip
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    defaults = SplatFitConfig()
+    defaults, helps = SplatFitConfig(), SplatFitConfig.help()
     for f in fields(SplatFitConfig):
-        if f.name == "version":
-            continue
         names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
         parser.add_argument(*names, dest=f.name, type=_type_of(f.name), default=getattr(defaults, f.name),
-                            help=CONFIG_HELP[f.name])  # fmt: skip
+                            help=helps[f.name])  # fmt: skip
     args = parser.parse_args(list(argv))
 
     root = Path(args.stack)
@@ -295,9 +293,7 @@ def predict_stack_main(argv: Sequence[str]) -> int:
         print(f"sdgs predict: error: no scene folders (stack.json + images) in {root}", file=sys.stderr)
         return 2
     try:
-        config = SplatFitConfig(
-            **{f.name: getattr(args, f.name) for f in fields(SplatFitConfig) if f.name != "version"}
-        )
+        config = SplatFitConfig(**{f.name: getattr(args, f.name) for f in fields(SplatFitConfig)})
     except (TypeError, ValueError) as err:
         print(f"sdgs predict: error: {err}", file=sys.stderr)
         return 2
