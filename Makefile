@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-texture-error bench-single-image bench-single-image-variants gpu-check bench-gpu-train gpu-session reproduce-table quickstart-ckpt synth clean
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-texture-error bench-single-image bench-single-image-variants gpu-check bench-gpu-train gpu-session reproduce-table docs quickstart-ckpt synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -26,8 +26,8 @@ lint:  ## ruff check + format check
 	$(PYTHON) -m ruff format --check sdgs datamodules tests bench docs
 
 format:  ## apply ruff fixes and formatting
-	$(PYTHON) -m ruff check --fix sdgs datamodules tests bench
-	$(PYTHON) -m ruff format sdgs datamodules tests bench
+	$(PYTHON) -m ruff check --fix sdgs datamodules tests bench docs
+	$(PYTHON) -m ruff format sdgs datamodules tests bench docs
 
 bench: bench-data bench-render bench-splat  ## all benchmarks (JSON under bench/)
 
@@ -79,6 +79,9 @@ bench-single-image-variants:  ## the Lightning variants through sdgs fit/test (l
 
 reproduce-table:  ## train/test every experiment of lightning_configs/table.yaml -> results/table.{md,json} (FORCE=1 reruns)
 	$(PYTHON) -m sdgs.cli.report --experiments lightning_configs/table.yaml --out results
+
+docs:  ## regenerate docs/results.md, docs/benchmarks.md and the README's figure and results-table blocks from the bench JSONs
+	$(PYTHON) -m docs.make_results
 
 QS_RUN ?= runs/quickstart-ckpt
 

@@ -83,7 +83,9 @@ class FocalStackFolderDataModule(FocalStackDataModule):
         return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "stack.json").is_file())
 
     def build_datasets(self) -> dict[str, StackDataset]:
-        root = require_dir(self.root, "focal-stack folder", "pass --data.root; see README 'Your own focal stacks'")
+        root = require_dir(
+            self.root, "focal-stack folder", "pass --data.root; see docs/usage.md 'Your own focal stacks'"
+        )
         if (root / "train").is_dir():
             splits = {s: self._scenes(root / s) if (root / s).is_dir() else [] for s in ("train", "val", "test")}
             splits["val"] = splits["val"] or splits["train"][-1:]

@@ -1,6 +1,6 @@
 """``sdgs predict --stack DIR --out OUT``: depth with a confidence for your own focal stacks, no training.
 
-DIR is one scene folder (``stack.json`` + images, README "Your own focal stacks") or a folder of them.
+DIR is one scene folder (``stack.json`` + images, docs/usage.md, "Your own focal stacks") or a folder of them.
 Each scene is fitted by the splatting stage (:func:`sdgs.splatting.fit_gaussians`: per-pixel Gaussians
 whose defocus reproduces every image of the stack) and gets, in OUT:
 
