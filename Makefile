@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-texture-error bench-single-image bench-single-image-variants gpu-check bench-gpu-train gpu-session reproduce-table docs quickstart-ckpt synth clean
+.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-texture-error bench-single-image gpu-check bench-gpu-train gpu-session reproduce-table docs quickstart-ckpt synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -73,9 +73,6 @@ MINUTES ?= 3.5
 
 bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet, curves, per focus index/band, two texture families -> bench/single_image_oracle.json, docs/single_image.md (MINUTES per run; the long curves are make bench-train-long's)
 	$(PYTHON) -m bench.single_image_oracle --minutes $(MINUTES) --out bench/single_image_oracle.json
-
-bench-single-image-variants:  ## the Lightning variants through sdgs fit/test (loss, blur inputs, CoC-space loss) -> bench/single_image.json, docs/single_image_variants.md (ABLATIONS=1 adds the signal ablations)
-	$(PYTHON) -m bench.single_image --out bench/single_image.json $(if $(ABLATIONS),--ablations,)
 
 reproduce-table:  ## train/test every experiment of lightning_configs/table.yaml -> results/table.{md,json} (FORCE=1 reruns)
 	$(PYTHON) -m sdgs.cli.report --experiments lightning_configs/table.yaml --out results

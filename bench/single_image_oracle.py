@@ -26,14 +26,13 @@ from pathlib import Path
 import torch
 
 from bench.common import write_json
-from bench.single_image import coc_figure
 from bench.texture_error import SEED_GROUPS
 from datamodules.procedural import SPLIT_OFFSETS, render_scene, scene_camera
 from sdgs import losses
 from sdgs.baselines import median_depth
 from sdgs.metrics import DFV_CLIP_M, error_maps, per_image_depth_errors
 from sdgs.models import SDNet
-from sdgs.optics import FOD500, batched_camera
+from sdgs.optics import FOD500, batched_camera, coc_px
 from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
 
 SIZE = 64
@@ -46,6 +45,25 @@ RUNS = {
     "oracle, AbsRel loss": ("gt", True, False, "abs_rel"),
 }
 BANDS = {"near < 0.5 m": (0.0, 0.5), "mid 0.5-1.5 m": (0.5, 1.5), "far > 1.5 m": (1.5, 1e9)}
+
+
+def coc_figure(path: Path) -> None:
+    """|CoC| (px) against depth for each focus distance of the FoD500 preset, with the DFV clip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    z = torch.linspace(*FOD500.depth_range_m, 400)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for d in FOD500.focus_distances_m:
+        ax.plot(z, coc_px(z, d, FOD500), label=f"focus {d:g} m")
+    ax.axvline(DFV_CLIP_M, color="k", ls="--", lw=0.8, label=f"DFV clip {DFV_CLIP_M:g} m")
+    ax.set(xlabel="depth (m)", ylabel="|CoC| (px)", yscale="log", title="FoD500 preset: blur vs depth")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def scenes(seed0: int, n: int, texture: str) -> tuple[torch.Tensor, torch.Tensor]:
