@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 
 from sdgs.batch import DataError
@@ -215,7 +216,7 @@ def make_cli(argv: Sequence[str], run: bool = True, cli_class: type[SDGSCLI] | N
 class _Parsed(Exception):
     """Carries a parsed config out of :class:`_ParseOnlyCLI` before anything is instantiated."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config: Namespace) -> None:
         super().__init__("parsed")
         self.config = config
 
@@ -228,7 +229,7 @@ class _ParseOnlyCLI(SDGSCLI):
         raise _Parsed(self.config)
 
 
-def parse_config(argv: Sequence[str]):
+def parse_config(argv: Sequence[str]) -> Namespace:
     """The configuration ``sdgs fit ARGV`` would run with (base.yaml, every ``--config`` file in order, the
     overrides; validated by jsonargparse), as a jsonargparse namespace, without instantiating anything."""
     try:

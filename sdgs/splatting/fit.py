@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Literal
+from typing import Any, Literal
 
 import kornia
 import torch
@@ -66,7 +66,7 @@ __all__ = [
 FIT_ALGORITHM_VERSION = 2
 
 
-def _setting(default, help_text: str):
+def _setting(default: Any, help_text: str) -> Any:
     """A :class:`SplatFitConfig` field: its default and its one-line help (CLI options and docs derive from it)."""
     return field(default=default, metadata={"help": help_text})
 
