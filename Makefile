@@ -76,6 +76,7 @@ MINUTES ?= 3.5
 
 bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet, curves, per focus index/band, two texture families -> bench/single_image_oracle.json, docs/single_image.md (MINUTES per run; the long curves are make bench-train-long's)
 	$(PYTHON) -m bench.single_image_oracle --minutes $(MINUTES) --out bench/single_image_oracle.json
+	$(PYTHON) -m docs.make_results
 
 reproduce-table:  ## train/test every experiment of lightning_configs/table.yaml -> results/table.{md,json} (FORCE=1 reruns)
 	$(PYTHON) -m sdgs.cli.report --experiments lightning_configs/table.yaml --out results

@@ -290,14 +290,15 @@ def main(argv: list[str] | None = None) -> None:
         # an experiment that tests another's models reruns with it (its kept numbers would be stale)
         only = set(args.only) | {e.name for e in exps if e.trained_in in args.only}
         groups = [Group([e for e in g.experiments if e.name in only], g.rows, g.budget_s) for g in groups]
+    table_dir = Path(args.results) / f"bench_{plan_path.stem.removeprefix('bench_')}"  # results/bench_train, ...
     table: dict = {}
     for g in groups:
         if g.experiments:
             table.update(run_table(g.experiments, args.results, force, g.rows))
     if args.only:
-        print(f"--only: {args.results}/{out.stem}/table.md is left as it is (a full run writes it)")
+        print(f"--only: {table_dir}/table.md is left as it is (a full run writes it)")
     else:
-        write_table(table, Path(args.results) / f"bench_{plan_path.stem.removeprefix('bench_')}")
+        write_table(table, table_dir)
     previous = json.loads(out.read_text()) if args.only and out.is_file() else {}
     payload: dict = {"ran": {}, "rows": {}, "fit_seconds": {}, "bar": {}}
     for name in budgets:  # in plan order; experiments not rerun keep their entries, with when and what made them

@@ -1,14 +1,16 @@
 """Generate the results pages from the benchmark JSONs: every figure in them comes from the data.
 
-    python -m docs.make_results            (make docs) rewrites docs/results.md, docs/benchmarks.md and the
-                                           README's figure and results-table blocks
+    python -m docs.make_results            (make docs) rewrites docs/results.md, docs/benchmarks.md,
+                                           docs/single_image.md and the README's figure and results-table blocks
     python -m docs.make_results --check    exits 1 and names the files that are not current
 
 Sources (each optional: a missing JSON drops its rows and sections, nothing else): ``bench/real.json`` (real
 photographs), ``bench/quickstart.json`` and ``bench/train_long.json`` (``make bench-train``,
 ``make bench-train-long``), ``bench/splat.json``, ``bench/splat_real.json``, ``bench/confidence.json``,
 ``bench/texture_error.json``, ``bench/single_image_real.json``, ``bench/data.json``, ``bench/render.json``,
-``bench/predict_stack.json`` and ``results/table.json`` (``make reproduce-table``: the published peers).
+``bench/predict_stack.json``, ``bench/single_image_oracle.json`` (the page ``docs/single_image.md``, laid out
+by :func:`bench.single_image_oracle.single_image_page`) and ``results/table.json`` (``make reproduce-table``: the
+published peers).
 
 δ1 is shown in percent everywhere; each JSON says in its ``protocol`` whether it stores a fraction (Eigen)
 or percent (DFV), and :func:`delta1_percent` converts once.
@@ -44,6 +46,7 @@ SOURCES = {
     "splat_real": "bench/splat_real.json",
     "confidence": "bench/confidence.json",
     "texture": "bench/texture_error.json",
+    "oracle": "bench/single_image_oracle.json",
     "single_real": "bench/single_image_real.json",
     "data": "bench/data.json",
     "render": "bench/render.json",
@@ -604,16 +607,25 @@ def benchmarks_page(src: dict) -> str:
 
 # ------------------------------------------------------------------------------------------------- driver
 def render_pages(repo: Path = REPO) -> dict[Path, str]:
-    """The generated files' new contents, by path: docs/results.md, docs/benchmarks.md, README.md."""
+    """The generated files' new contents, by path: docs/results.md, docs/benchmarks.md, README.md and, with its
+    JSON, docs/single_image.md."""
     src = load_sources(repo)
     readme = (repo / "README.md").read_text()
     readme = replace_block(readme, FIGURES, readme_figures(repo))
     readme = replace_block(readme, TABLE, readme_table(src))
-    return {
+    pages = {
         repo / "docs" / "results.md": results_page(src),
         repo / "docs" / "benchmarks.md": benchmarks_page(src),
         repo / "README.md": readme,
     }
+    if "oracle" in src:  # the single-image diagnosis page, from its bench's JSON and the training benches'
+        from bench.single_image_oracle import single_image_page
+
+        with_bar = lambda key: src[key] if key in src and "bar" in src[key] else None  # noqa: E731
+        pages[repo / "docs" / "single_image.md"] = single_image_page(
+            src["oracle"], with_bar("quickstart"), with_bar("long"), src.get("texture")
+        )
+    return pages
 
 
 def stale(repo: Path = REPO) -> list[Path]:
