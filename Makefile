@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-quick bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-texture-error bench-single-image gpu-check bench-gpu-train gpu-session reproduce-table docs quickstart-ckpt synth clean
+.PHONY: help install test test-fast lint format bench bench-quick bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-texture-error bench-single-image gpu-check bench-gpu-train gpu-session reproduce-table docs quickstart-ckpt real-ckpt bench-real synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -91,6 +91,18 @@ quickstart-ckpt:  ## train the quickstart model in its own run folder (resumes i
 		$$(test -f $(QS_RUN)/checkpoints/last.ckpt && echo --ckpt_path last)
 	mkdir -p checkpoints && cp $(QS_RUN)/checkpoints/last.ckpt checkpoints/quickstart.ckpt
 	@echo "try: sdgs predict --ckpt_path checkpoints/quickstart.ckpt --input data/procedural/000000_02All.tif --focus-distance 0.3 --out predictions"
+
+DFD_INDOOR_DIR ?= $(or $(SDGS_DFD_INDOOR_DIR),../shared/data/dfd_indoor)
+REAL_RUN ?= runs/dfd_indoor-ckpt
+
+real-ckpt:  ## train the real-photo model on DFD-indoor (self-supervised, ~40 min on 2 CPU cores; resumes) -> checkpoints/dfd_indoor.ckpt
+	sdgs fit --config lightning_configs/dfd_indoor.yaml --data.init_args.data_dir=$(DFD_INDOOR_DIR) \
+		--trainer.default_root_dir=$(REAL_RUN) $$(test -f $(REAL_RUN)/checkpoints/last.ckpt && echo --ckpt_path last)
+	mkdir -p checkpoints && cp $(REAL_RUN)/checkpoints/last.ckpt checkpoints/dfd_indoor.ckpt
+	@echo "try: sdgs predict --ckpt_path checkpoints/dfd_indoor.ckpt --camera dfd_indoor --focus-distance 1.7 --input photo.JPG --out predictions"
+
+bench-real:  ## single-image depth on REAL lens blur (DFD-indoor validation scenes): every row, the constant and the no-learning baselines -> bench/real.json, docs/real_photos.png
+	$(PYTHON) -m bench.real --data_dir $(DFD_INDOOR_DIR) --out bench/real.json
 
 synth:  ## write a small procedural dataset in FoD500 format to data/procedural
 	sdgs synth --out data/procedural --scenes 64 --size 128

@@ -96,10 +96,14 @@ def check_item(item: dict[str, Tensor], source: str) -> dict[str, Tensor]:
     return item
 
 
-def random_crop_flip(item: dict[str, Tensor], size: int | None, generator: torch.Generator | None = None):
-    """Same random crop and horizontal/vertical flips for every image of the stack and the depth.
+def random_crop_flip(
+    item: dict[str, Tensor], size: int | None, generator: torch.Generator | None = None, vertical: bool = True
+):
+    """Same random crop and horizontal (and, with ``vertical``, vertical) flips for every image of the stack
+    and the depth.
 
-    The camera follows: a crop shifts the principal point (pixel pitch kept), a flip mirrors it.
+    The camera follows: a crop shifts the principal point (pixel pitch kept), a flip mirrors it. Real
+    scenes have an up (floor below, ceiling above): turn ``vertical`` off for them.
     """
     h, w = item["stack"].shape[-2:]
     if size is not None and (h > size or w > size):
@@ -113,7 +117,7 @@ def random_crop_flip(item: dict[str, Tensor], size: int | None, generator: torch
         stack, depth = stack.flip(-1), depth.flip(-1)
         cam["cx_px"] = w - cam["cx_px"]
         crop[4] = 1
-    if bool(torch.rand((), generator=generator) < 0.5):
+    if vertical and bool(torch.rand((), generator=generator) < 0.5):
         stack, depth = stack.flip(-2), depth.flip(-2)
         cam["cy_px"] = h - cam["cy_px"]
         crop[5] = 1
@@ -170,12 +174,14 @@ class StackDataset(Dataset):
     Attributes:
         photometric: with ``augment``, also :func:`photometric_jitter` (gain, white balance, sensor noise);
             the DataModule's ``photometric`` sets it on the training split.
+        vertical_flip: with ``augment``, also flip upside down (the DataModule's ``vertical_flip`` sets it).
     """
 
     def __init__(self, crop_size: int | None = None, augment: bool = False, skip_bad: bool = False) -> None:
         self.crop_size = crop_size
         self.augment = augment
         self.photometric = False  # set by FocalStackDataModule(photometric=True) on its training split
+        self.vertical_flip = True  # set by FocalStackDataModule(vertical_flip=...) on its training split
         self.skip_bad = skip_bad
         # The augmentation stream: its own generator, so crops and flips depend on the data seed only
         # (not on how much of the global RNG the model used) and each loader worker gets its own.
@@ -206,7 +212,7 @@ class StackDataset(Dataset):
             raise DataError(f"{type(self).__name__}: every sample is bad")
         item = {**item, "gain": torch.ones(3)}
         if self.augment:
-            item = random_crop_flip(item, self.crop_size, self.generator)
+            item = random_crop_flip(item, self.crop_size, self.generator, self.vertical_flip)
             if self.photometric:
                 item = photometric_jitter(item, self.generator)
         elif self.crop_size is not None:
@@ -250,6 +256,7 @@ class FocalStackDataModule(L.LightningDataModule):
         skip_bad: log and skip bad samples instead of raising.
         photometric: train-time gain, white-balance and sensor-noise jitter
             (:func:`photometric_jitter`); off by default.
+        vertical_flip: train-time upside-down flips (on by default; off for real scenes, which have an up).
     """
 
     def __init__(
@@ -261,9 +268,10 @@ class FocalStackDataModule(L.LightningDataModule):
         eval_crop_size: int | None = None,
         skip_bad: bool = False,
         photometric: bool = False,
+        vertical_flip: bool = True,
     ) -> None:
         super().__init__()
-        self.photometric = photometric
+        self.photometric, self.vertical_flip = photometric, vertical_flip
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -291,6 +299,7 @@ class FocalStackDataModule(L.LightningDataModule):
             self.datasets = self.build_datasets()
             if "train" in self.datasets:
                 self.datasets["train"].photometric = self.photometric
+                self.datasets["train"].vertical_flip = self.vertical_flip
 
     def dataset(self, split: str) -> StackDataset:
         self.setup()

@@ -15,8 +15,13 @@ Items:
 * default: the real image of the chosen aperture as a stack of one (S = 1) at the focus of 1.7 m, with
   the ``dfd_indoor`` camera (N = 2.8 or 8): real blur for testing single-image models;
 * ``synthesize=True``: a focal stack synthesised from the nearly sharp f/8 image and its depth with a
-  preset's optics (``nyuv2`` by default), through the synthesis path NYUv2 uses. Depth holes are
-  filled from their surroundings for the synthesis only; the item's depth keeps 0 there.
+  preset's optics (``nyuv2`` by default; ``synth_focus_m`` sets its focus distances), through the synthesis
+  path NYUv2 uses. Depth holes are filled from their surroundings for the synthesis only; the item's depth
+  keeps 0 there.
+* ``synthesize=True, real_in_stack=True``: the same stack with the scene's REAL f/2.8 photo (focus 1.7 m)
+  appended as its last image. The f/2.8 and f/8 captures of a scene share one depth map (the same file
+  name in both folders), which pairs them. The stack then mixes synthesised and real lens blur of one
+  camera, so the synthesis must use the real camera's optics (``synth_camera="dfd_indoor"``).
 
 The validation split is the last ``val_fraction`` of ``train/`` in time order; ``test/`` is the test split.
 """
@@ -40,7 +45,9 @@ from datamodules.defocus import synthesize_stack_cached
 from sdgs.io import DataError, read_depth, read_image
 from sdgs.optics import DFD_INDOOR, Camera, get_camera
 
-__all__ = ["DFDIndoorDataset", "DFDIndoorDataModule", "dfd_pairs", "pair_by_timestamp", "fill_depth_holes"]
+__all__ = [
+    "DFDIndoorDataset", "DFDIndoorDataModule", "dfd_pairs", "pair_by_timestamp", "fill_depth_holes", "real_partners",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +113,26 @@ def dfd_pairs(data_dir: str | Path, aperture: str, split: str, max_gap_s: float 
     return pairs
 
 
+def real_partners(
+    data_dir: str | Path, pairs: list[tuple[Path, Path]], split: str, max_gap_s: float = 1.0, aperture: str = "N2_8"
+) -> list[Path]:
+    """The real photo (``aperture`` folder) of each ``(image, depth)`` pair: the capture whose depth map has its
+    name.
+
+    Both aperture folders hold the same depth maps under the same names, so the depth name is the scene's
+    key. A scene without an f/2.8 partner raises, naming it.
+    """
+    by_depth = {depth.name: image for image, depth in dfd_pairs(data_dir, aperture, split, max_gap_s)}
+    missing = [depth.name for _, depth in pairs if depth.name not in by_depth]
+    if missing:
+        raise DataError(
+            f"{data_dir}/dfd_dataset_indoor_{aperture}/depth/{split} lacks {len(missing)} depth map(s) of the "
+            f"f/8 folder ({', '.join(missing[:3])}): real_in_stack pairs the apertures by depth name; copy the "
+            "complete published folders or set real_in_stack=false"
+        )
+    return [by_depth[depth.name] for _, depth in pairs]
+
+
 def fill_depth_holes(depth: Tensor) -> Tensor:
     """Fill zeros of a ``(1, H, W)`` depth map (m) with the mean of valid neighbours, growing inwards.
 
@@ -137,6 +164,9 @@ class DFDIndoorDataset(StackDataset):
         synth_camera: synthesis optics; None = real single images.
         num_layers: depth slabs of the synthesis.
         cache_dir: optional folder for synthesised stacks.
+        real_images: with ``synth_camera``, one real photo per pair (same size and scene), appended to the
+            synthesised stack at ``real_focus_m``.
+        real_focus_m: focus distance of ``real_images`` (m; DFD-indoor: 1.7).
     """
 
     def __init__(
@@ -147,10 +177,15 @@ class DFDIndoorDataset(StackDataset):
         synth_camera: Camera | None = None,
         num_layers: int = 32,
         cache_dir: str | Path | None = None,
+        real_images: list[Path] | None = None,
+        real_focus_m: float = DFD_INDOOR.focus_distances_m[0],
         **kw,
     ) -> None:
         super().__init__(**kw)
+        if real_images is not None and (synth_camera is None or len(real_images) != len(pairs)):
+            raise ValueError("real_images needs synth_camera and one real photo per (image, depth) pair")
         self.pairs = list(pairs)
+        self.real_images, self.real_focus_m = real_images, real_focus_m
         self.camera, self.synth_camera, self.num_layers = camera, synth_camera, num_layers
         self.width = width if width is not None or synth_camera is None else synth_camera.width_px
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -161,6 +196,14 @@ class DFDIndoorDataset(StackDataset):
     def describe(self, i: int) -> str:
         image, depth = self.pairs[i]
         return f"DFD-indoor image {image} (depth {depth.name})"
+
+    def _resized(self, rgb: Tensor) -> Tensor:
+        """``(3, h, w)`` image at the output width (aspect kept)."""
+        h, w = rgb.shape[-2:]
+        if self.width is None or self.width == w:
+            return rgb
+        size = (max(1, round(self.width * h / w)), self.width)
+        return F.interpolate(rgb[None], size=size, mode="bilinear", antialias=True)[0].clamp(0, 1)
 
     def _frame(self, i: int) -> tuple[Tensor, Tensor, Camera]:
         """Image ``(3, H, W)``, depth ``(1, H, W)`` m (0 = invalid) and the real camera at the output size."""
@@ -177,8 +220,8 @@ class DFDIndoorDataset(StackDataset):
         img = torch.from_numpy(rgb).permute(2, 0, 1)
         dep = torch.from_numpy(depth)[None]
         if self.width is not None and self.width != w:
-            out_w, out_h = self.width, max(1, round(self.width * h / w))
-            img = F.interpolate(img[None], size=(out_h, out_w), mode="bilinear", antialias=True)[0].clamp(0, 1)
+            img = self._resized(img)
+            out_h, out_w = img.shape[-2:]
             dep = F.interpolate(dep[None], size=(out_h, out_w), mode="nearest")[0]  # never mixes holes in
             cam = cam.resize(out_h, out_w)
         return img, dep, cam
@@ -202,7 +245,19 @@ class DFDIndoorDataset(StackDataset):
             height_px=cam.height_px, fx_px=fx, fy_px=fy, cx_px=cx, cy_px=cy,
         )  # fmt: skip
         stack = synthesize_stack_cached(img, fill_depth_holes(depth), lens, self.num_layers, self._cache_file(i))
-        return make_item(stack, lens.focus_distances_m, depth, lens, i)
+        focus = list(lens.focus_distances_m)
+        if self.real_images is not None:
+            path = self.real_images[i]
+            real = torch.from_numpy(read_image(path)).permute(2, 0, 1)
+            real = self._resized(real)
+            if real.shape[-2:] != img.shape[-2:]:
+                raise DataError(
+                    f"{path}: the real photo is {tuple(real.shape[-2:])} px at the output width but its f/8 "
+                    f"partner {self.pairs[i][0].name} is {tuple(img.shape[-2:])}; pairs must have one size"
+                )
+            stack = torch.cat([torch.as_tensor(stack), real[None]])
+            focus.append(self.real_focus_m)
+        return make_item(stack, focus, depth, lens, i)
 
 
 class DFDIndoorDataModule(FocalStackDataModule):
@@ -213,6 +268,12 @@ class DFDIndoorDataModule(FocalStackDataModule):
         aperture: ``"N2_8"`` (real defocus) or ``"N8"`` (nearly sharp); the real images' folder.
         synthesize: synthesise focal stacks from the f/8 images and depth (ignores ``aperture``).
         synth_camera: synthesis optics (preset name or JSON), default DEReD's ``nyuv2``.
+        synth_focus_m: focus distances of the synthesised stack (m); None = the synthesis camera's own.
+        real_in_stack: append each scene's real f/2.8 photo (focus 1.7 m) to its synthesised stack, as the last
+            image (needs ``synth_camera="dfd_indoor"``: one camera per stack).
+        real_aperture: the appended photo's folder: ``"N2_8"`` (real defocus), or ``"N8"`` (nearly sharp, yet
+            labelled with the stack's f/2.8 camera: for the no-defocus control, a ground-truth-trained model of
+            that image alone, never for the splatting stage).
         width: output width in px (None: 645 for real images, the synthesis preset's width otherwise).
         val_fraction: last fraction of ``train/`` (in time order) used for validation.
         max_gap_s: largest image-to-depth time difference accepted when pairing (s).
@@ -227,6 +288,9 @@ class DFDIndoorDataModule(FocalStackDataModule):
         aperture: Literal["N2_8", "N8"] = "N2_8",
         synthesize: bool = False,
         synth_camera: str = "nyuv2",
+        synth_focus_m: list[float] | None = None,
+        real_in_stack: bool = False,
+        real_aperture: Literal["N2_8", "N8"] = "N2_8",
         width: int | None = None,
         val_fraction: float = 0.1,
         max_gap_s: float = 1.0,
@@ -241,7 +305,19 @@ class DFDIndoorDataModule(FocalStackDataModule):
         self.width, self.val_fraction, self.max_gap_s = width, val_fraction, max_gap_s
         self.num_layers, self.cache_dir = num_layers, cache_dir
         self._synth = get_camera(synth_camera) if synthesize else None
+        if self._synth is not None and synth_focus_m is not None:  # Camera checks each distance
+            self._synth = replace(self._synth, focus_distances_m=tuple(float(d) for d in synth_focus_m))
         self._real = replace(DFD_INDOOR, f_number=APERTURES["N8" if synthesize else aperture])
+        self.real_in_stack, self.real_aperture = real_in_stack, real_aperture
+        if real_aperture not in APERTURES:
+            raise ValueError(f"real_aperture must be one of {sorted(APERTURES)}, got {real_aperture!r}")
+        if real_in_stack:
+            optics = lambda c: (c.focal_length_m, c.f_number, c.pixel_size_m * c.width_px)  # noqa: E731
+            if self._synth is None or optics(self._synth) != optics(DFD_INDOOR):
+                raise ValueError(
+                    "data.real_in_stack=true appends the real f/2.8 photos to synthesised stacks of one camera: set "
+                    "data.synthesize=true and data.synth_camera=dfd_indoor (the photos' own lens)"
+                )
 
     @property
     def camera(self) -> Camera:
@@ -251,6 +327,7 @@ class DFDIndoorDataModule(FocalStackDataModule):
     @property
     def identity(self) -> str:
         mode = f"synth:{self._synth.cache_key()}" if self._synth is not None else self.aperture
+        mode += f":real_in_stack:{self.real_aperture}" if self.real_in_stack else ""
         return f"dfd_indoor:{Path(self.data_dir).expanduser().resolve()}:{mode}:{self.width}"
 
     def build_datasets(self) -> dict[str, StackDataset]:
@@ -263,17 +340,25 @@ class DFDIndoorDataModule(FocalStackDataModule):
             "cache_dir": self.cache_dir,
             "skip_bad": self.skip_bad,
         }
+        reals = lambda pairs, split: (  # noqa: E731
+            real_partners(self.data_dir, pairs, split, self.max_gap_s, self.real_aperture)
+            if self.real_in_stack
+            else None
+        )
         train = dfd_pairs(self.data_dir, folder, "train", self.max_gap_s)
         n_val = max(1, int(round(len(train) * self.val_fraction))) if len(train) > 1 and self.val_fraction > 0 else 0
         val, train = (train[len(train) - n_val :], train[: len(train) - n_val]) if n_val else (train, train)
         datasets: dict[str, StackDataset] = {
-            "train": DFDIndoorDataset(train, crop_size=self.crop_size, augment=True, **kw),
-            "val": DFDIndoorDataset(val, crop_size=self.eval_crop_size, **kw),
+            "train": DFDIndoorDataset(
+                train, crop_size=self.crop_size, augment=True, real_images=reals(train, "train"), **kw
+            ),
+            "val": DFDIndoorDataset(val, crop_size=self.eval_crop_size, real_images=reals(val, "train"), **kw),
         }
         test_dir = Path(self.data_dir).expanduser() / f"dfd_dataset_indoor_{folder}" / "rgb" / "test"
         if test_dir.is_dir():
+            test = dfd_pairs(self.data_dir, folder, "test", self.max_gap_s)
             datasets["test"] = DFDIndoorDataset(
-                dfd_pairs(self.data_dir, folder, "test", self.max_gap_s), crop_size=self.eval_crop_size, **kw
+                test, crop_size=self.eval_crop_size, real_images=reals(test, "test"), **kw
             )
         return datasets
 

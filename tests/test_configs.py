@@ -15,7 +15,9 @@ from sdgs.splatting import SplatFitConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "lightning_configs"
-EXPERIMENTS = ["quickstart.yaml", "fod500.yaml", "nyuv2.yaml"]
+EXPERIMENTS = ["quickstart.yaml", "fod500.yaml", "nyuv2.yaml", "dfd_indoor.yaml"]
+#: deltas on top of dfd_indoor.yaml (``--config dfd_indoor.yaml --config <delta>``)
+REAL_DELTAS = ["dfd_indoor_supervised.yaml", "dfd_indoor_no_defocus.yaml", "dfd_indoor_gpu.yaml"]
 FRAGMENTS = sorted(
     str(p.relative_to(CONFIGS)) for p in CONFIGS.glob("*/*.yaml") if p.parent.name in ("trainer", "logger")
 )
@@ -30,7 +32,7 @@ def print_config(*args: str) -> dict:
 
 
 def test_every_yaml_is_covered() -> None:
-    listed = {"base.yaml", "table.yaml", *EXPERIMENTS, *FRAGMENTS}
+    listed = {"base.yaml", "table.yaml", *EXPERIMENTS, *REAL_DELTAS, *FRAGMENTS}
     listed |= {str(p.relative_to(CONFIGS)) for p in (CONFIGS / "sweeps").glob("*.yaml")}  # test_workflow.py
     listed |= {str(p.relative_to(CONFIGS)) for p in (CONFIGS / "experiments").glob("*.yaml")}  # test_bench_train.py
     assert {str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml")} == listed
@@ -55,6 +57,18 @@ def test_experiment_is_base_plus_deltas(name: str) -> None:
         for c in base["trainer"]["callbacks"]
         if "dirpath" in c.get("init_args", {})
     )
+
+
+@pytest.mark.parametrize("delta", REAL_DELTAS)
+def test_real_photo_delta_parses_on_top_of_dfd_indoor(delta: str) -> None:
+    cfg = print_config("--config", str(CONFIGS / "dfd_indoor.yaml"), "--config", str(CONFIGS / delta))
+    change = yaml.safe_load((CONFIGS / delta).read_text())
+    for key, value in change["model"].items():
+        assert cfg["model"][key] == value, key
+    for key, value in change.get("data", {}).get("init_args", {}).items():
+        assert cfg["data"]["init_args"][key] == value, key
+    assert cfg["trainer"]["default_root_dir"] == change["trainer"]["default_root_dir"]
+    assert cfg["data"]["init_args"]["real_in_stack"] is True  # the rest is dfd_indoor.yaml's
 
 
 @pytest.mark.parametrize("fragment", FRAGMENTS)

@@ -155,3 +155,76 @@ def test_pair_by_timestamp_and_hole_filling() -> None:
     torch.testing.assert_close(filled, torch.tensor([[[2.0, 2.0, 4.0, 4.0]]]))
     with pytest.raises(DataError, match="no valid pixel"):
         fill_depth_holes(torch.zeros(1, 2, 2))
+
+
+def _synth_real(dfd_root: Path, **kw) -> DFDIndoorDataModule:
+    """Stacks as lightning_configs/dfd_indoor.yaml builds them, at the tiny files' own width."""
+    args = {"synthesize": True, "synth_camera": "dfd_indoor", "synth_focus_m": [1.0, 3.0], "real_in_stack": True}
+    return DFDIndoorDataModule(str(dfd_root), width=W, val_fraction=0.25, **{**args, **kw})
+
+
+def test_real_photo_appended_to_the_synthesised_stack(dfd_root: Path) -> None:
+    item = _synth_real(dfd_root).dataset("test")[1]
+    assert _scene_of(item) == 6 and item["stack"].shape == (3, 3, H, W)
+    torch.testing.assert_close(item["focus_distance"], torch.tensor([1.0, 3.0, 1.7]))
+    # synthesised from the f/8 photo (blue 0.8), the last image is the scene's own f/2.8 photo (blue 0.2)
+    assert float(item["stack"][0, 2].mean()) == pytest.approx(0.8, abs=0.03)
+    assert float(item["stack"][2, 2].mean()) == pytest.approx(0.2, abs=0.03)
+    assert int(round(float(item["stack"][2, 1].mean()) * 10)) == 6
+    assert float(item["camera"]["f_number"]) == pytest.approx(2.8)  # the real lens, one camera per stack
+    control = _synth_real(dfd_root, real_aperture="N8").dataset("test")[1]
+    assert float(control["stack"][2, 2].mean()) == pytest.approx(0.8, abs=0.03)
+    assert _synth_real(dfd_root).identity != _synth_real(dfd_root, real_aperture="N8").identity
+
+
+def test_real_in_stack_refuses_another_lens_and_a_missing_partner(dfd_root: Path) -> None:
+    with pytest.raises(ValueError, match="synth_camera=dfd_indoor"):
+        DFDIndoorDataModule(str(dfd_root), synthesize=True, real_in_stack=True)  # nyuv2 optics
+    with pytest.raises(ValueError, match="real_aperture must be one of"):
+        _synth_real(dfd_root, real_aperture="N4")
+    depth = dfd_root / "dfd_dataset_indoor_N2_8" / "depth" / "train" / f"{_name(39.8)}.png"
+    depth.unlink()  # scene 1 keeps its f/8 depth map only
+    with pytest.raises(DataError, match=rf"lacks 1 depth map.*{_name(39.8)}"):
+        _synth_real(dfd_root).setup()
+
+
+def test_vertical_flip_off_keeps_the_floor_down(dfd_root: Path) -> None:
+    """Real rooms have an up: with ``vertical_flip=False`` training items flip left-right only."""
+    for vertical, expect in ((True, {0, 1}), (False, {0})):
+        ds = DFDIndoorDataModule(str(dfd_root), val_fraction=0.25, vertical_flip=vertical).dataset("train")
+        items = [ds[0] for _ in range(24)]
+        assert {int(x["crop"][5]) for x in items} == expect
+        assert {int(x["crop"][4]) for x in items} == {0, 1}
+        if not vertical:  # the bright block stays in the top half
+            assert all(
+                float(x["stack"][0, 0, : H // 2].mean()) > float(x["stack"][0, 0, H // 2 :].mean()) for x in items
+            )
+
+
+@pytest.mark.slow
+def test_real_photo_config_trains_self_supervised_on_tiny_files(dfd_root: Path, tmp_path: Path) -> None:
+    """``lightning_configs/dfd_indoor.yaml`` as a user runs it, on tiny files in the published layout: the stacks
+    with the real photo appended, the splatting teacher, the strided networks; ground truth poisoned in training."""
+    import csv
+
+    from tests.test_cli import CSV, sdgs
+
+    for scene in range(8, 14):  # more training scenes: two batches an epoch
+        t = 200.0 + 10 * scene
+        _write(dfd_root, "train", {scene: t}, {scene: t + 0.1})
+    args = [
+        "fit", "--config", "lightning_configs/dfd_indoor.yaml", "--config", CSV,
+        f"--data.init_args.data_dir={dfd_root}", f"--data.init_args.width={W}", "--data.init_args.batch_size=4",
+        "--data.init_args.num_workers=0", f"--data.init_args.cache_dir={tmp_path / 'stacks'}",
+        "--data.init_args.synth_focus_m=[1.0, 3.0]", "--model.test_focus_index=2", "--trainer.max_steps=24",
+        "--trainer.val_check_interval=12", "--trainer.enable_progress_bar=false", "--model.lr=0.005",
+        f"--trainer.default_root_dir={tmp_path / 'run'}", f"--splat.cache_dir={tmp_path / 'splat'}",
+        "--trainer.callbacks+=tests.helpers.NaNGroundTruth",
+    ]  # fmt: skip
+    sdgs(*args, cwd=Path(__file__).parents[1])
+    rows = list(csv.DictReader((tmp_path / "run" / "logs" / "version_0" / "metrics.csv").open()))
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert len(losses) >= 2 and losses[-1] < 0.8 * losses[0], losses
+    val = [float(r["val/abs_rel"]) for r in rows if r.get("val/abs_rel")]
+    assert len(val) == 2 and all(np.isfinite(val))
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

@@ -168,3 +168,39 @@ def test_abs_rel_l1_is_abs_rel() -> None:
     assert float(value) == pytest.approx(0.5)  # (|1-2|/2 + |3-2|/2) / 2
     clipped = losses.abs_rel_l1(1 / pred, 1 / target, torch.ones_like(pred), far_m=1.5)
     assert float(clipped) == pytest.approx(1 / 6)  # (|1-1.5|/1.5 + 0) / 2
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_strided_networks_keep_the_input_size_and_the_bounds(stride: int) -> None:
+    """``stride``: blur features at full size, the U-Net at 1/stride, the output back at full size (odd sizes too)."""
+    from sdgs.models.sdnet import row_plane
+
+    cam = _cam(2)
+    img = torch.rand(2, 3, 43, 66)
+    sd = SDNet(width=8, depth=2, stride=stride, row_input=True)
+    out = sd(img, torch.tensor([0.3, 0.7]), cam)
+    assert out["depth"].shape == (2, 1, 43, 66)
+    near, far = FOD500.depth_range_m
+    assert out["depth"].min() >= near * 0.999 and out["depth"].max() <= far * 1.001
+    ref = DepthNet(width=8, depth=2, stride=stride, row_input=True)
+    z = ref(img, out["defocus"], torch.tensor([0.3, 0.7]), out["depth"], cam)["depth"]
+    torch.testing.assert_close(z, out["depth"], rtol=1e-3, atol=1e-4)  # still the identity at the start
+    rows = row_plane(img)
+    assert rows.shape == (2, 1, 43, 66) and float(rows[0, 0, 0, 5]) == -1.0 and float(rows[1, 0, -1, 0]) == 1.0
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        SDNet(stride=0)
+
+
+def test_strided_sdnet_reads_blur_finer_than_its_own_grid() -> None:
+    """Blur of 1-2 px survives the pooling: the features are taken at full size, so a network at 1/4 still
+    sees a difference between a sharp and a slightly blurred texture (a fresh network, any weights)."""
+    sharp = torch.rand(1, 3, 64, 64)
+    blurred = kornia.filters.gaussian_blur2d(sharp, (7, 7), (1.0, 1.0))
+    net = SDNet(width=8, depth=2, stride=4)
+    pooled = lambda x: torch.nn.functional.avg_pool2d(x, 4)  # noqa: E731
+    from sdgs.models.sdnet import blur_features
+
+    diff = (pooled(blur_features(sharp)) - pooled(blur_features(blurred))).abs().mean()
+    # pooling the blurred IMAGE instead would make both nearly equal at 1/4: the features keep the cue
+    assert float(diff) > 5 * float((blur_features(pooled(sharp)) - blur_features(pooled(blurred))).abs().mean())
+    assert net(sharp, torch.tensor([0.3]), _cam(1))["depth"].shape == (1, 1, 64, 64)

@@ -173,3 +173,15 @@ def test_trained_depth_depends_on_the_image(tmp_path: Path) -> None:
     print(f"own / swapped error: untrained {untrained:.3f}, trained {trained:.3f}")
     assert trained < 0.8, (untrained, trained)
     assert untrained > 0.9, (untrained, trained)
+
+
+def test_train_focus_indices_restrict_the_siamese_pairs() -> None:
+    """``train_focus_indices``: pairs are drawn among those images only; one index pairs an image with itself."""
+    model = SDGSModule(sdnet_width=8, depthnet_width=8, train_focus_indices=[1, 3])
+    a, b = model._siamese_pair(64, 5, torch.device("cpu"))
+    assert set(a.tolist()) == {1, 3} and set(b.tolist()) == {1, 3} and bool((a != b).all())
+    model = SDGSModule(sdnet_width=8, depthnet_width=8, train_focus_indices=[-1])
+    a, b = model._siamese_pair(8, 4, torch.device("cpu"))
+    assert a.tolist() == [3] * 8 and b.tolist() == [3] * 8
+    with pytest.raises(ValueError, match="train_focus_indices"):
+        SDGSModule(train_focus_indices=[7])._siamese_pair(2, 4, torch.device("cpu"))

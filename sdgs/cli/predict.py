@@ -18,12 +18,10 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 __all__ = ["predict_main", "exif_focus_distance", "unique_stems", "summarize"]
 
@@ -117,6 +115,7 @@ def predict_main(argv: Sequence[str]) -> int:
     from sdgs.io import atomic_paths, read_image
     from sdgs.lit.module import SDGSModule, read_checkpoint
     from sdgs.optics import check_focus, get_camera
+    from sdgs.predict import predict_photo
 
     parser = ArgumentParser(prog="sdgs predict", description=__doc__)
     parser.add_argument("--ckpt_path", required=True, help="trained sdgs checkpoint (e.g. from make quickstart-ckpt)")
@@ -165,16 +164,7 @@ def predict_main(argv: Sequence[str]) -> int:
                 raise DataError(f"{path}: no --focus-distance given and no EXIF SubjectDistance in the file")
             check_focus(focus, camera)
             rgb = read_image(path)
-            h, w = rgb.shape[:2]
-            img = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(args.device)
-            cw = camera.width_px
-            ch = max(8, round(h * cw / w))
-            cam = replace(camera, width_px=cw, height_px=ch, cx_px=None, cy_px=None, fx_px=None, fy_px=None)
-            small = F.interpolate(img, size=(ch, cw), mode="bilinear", antialias=True, align_corners=False)
-            cam_batch = {k: v[None].to(args.device) for k, v in cam.to_tensors().items()}
-            with torch.no_grad():
-                depth = model.predict_depth(small, torch.tensor([focus], device=args.device), cam_batch)["depth"]
-            depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+            depth = predict_photo(model, rgb, focus, camera, args.device)
             with atomic_paths(targets) as temps:  # all four files or none
                 with open(temps[0], "wb") as f:  # a handle: np.save would append ".npy" to the temporary name
                     np.save(f, depth.astype(np.float32))

@@ -67,6 +67,9 @@ class SDGSModule(L.LightningModule):
         stage: ``joint``, ``sdnet`` or ``depthnet`` (module docstring).
         sdnet_width, sdnet_depth, depthnet_width, depthnet_depth: U-Net sizes.
         blur_inputs: SDNet also sees local sharpness-vs-contrast features (:func:`sdgs.models.blur_features`).
+        net_stride: both networks run at ``1/net_stride`` of the image resolution (blur features computed at
+            full resolution first): whole real photos at a CPU's cost (``lightning_configs/dfd_indoor.yaml``).
+        row_input: both networks also see the image row (a position prior; full-image training only).
         lr, weight_decay: AdamW settings; cosine decay over the run.
         defocus_weight: SDNet's term to the splatting targets, in ``target_space``.
         target_space: the depth terms' loss, for both SDNet and DepthNet. ``"log_depth"`` = L1 of log inverse
@@ -95,6 +98,9 @@ class SDGSModule(L.LightningModule):
         near_max: DFV "near pixels" threshold (m).
         eigen_crop, log10: Eigen protocol options.
         test_focus_index: evaluate this image of each stack only; None = every index, averaged.
+        train_focus_indices: train on these images of each stack only (the Siamese pair is drawn among them;
+            one index = one image per scene, no pair); None = every image. The no-defocus control of
+            ``bench/real.py`` trains on the appended real photo alone.
     """
 
     def __init__(
@@ -105,6 +111,8 @@ class SDGSModule(L.LightningModule):
         depthnet_width: int = 16,
         depthnet_depth: int = 3,
         blur_inputs: bool = True,
+        net_stride: int = 1,
+        row_input: bool = False,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         defocus_weight: float = 1.0,
@@ -125,6 +133,7 @@ class SDGSModule(L.LightningModule):
         eigen_crop: bool = False,
         log10: bool = False,
         test_focus_index: int | None = None,
+        train_focus_indices: list[int] | None = None,
     ) -> None:
         super().__init__()
         if stage not in ("joint", "sdnet", "depthnet"):
@@ -134,8 +143,8 @@ class SDGSModule(L.LightningModule):
         self.save_hyperparameters()
         # the default resolved: hparams (and so checkpoints) record the loss actually used
         self.hparams["target_space"] = target_space or ("abs_rel" if supervised else "log_depth")
-        self.sdnet = SDNet(sdnet_width, sdnet_depth, blur_inputs=blur_inputs)
-        self.depthnet = DepthNet(depthnet_width, depthnet_depth)
+        self.sdnet = SDNet(sdnet_width, sdnet_depth, blur_inputs=blur_inputs, stride=net_stride, row_input=row_input)
+        self.depthnet = DepthNet(depthnet_width, depthnet_depth, stride=net_stride, row_input=row_input)
         self.renderer: DefocusRenderer | None = None
         # one collection per split: refined depth on all / near pixels, and z0; test adds one per focus index
         self.metrics = torch.nn.ModuleDict({split: self._metric_collection() for split in ("val", "test")})
@@ -282,6 +291,14 @@ class SDGSModule(L.LightningModule):
         Drawn from the step number, so a resumed run picks the same pairs as an uninterrupted one.
         """
         gen = torch.Generator().manual_seed(1_000_003 * int(self.global_step) + 17)
+        allowed = self.hparams.train_focus_indices
+        if allowed is not None:
+            if not allowed or not all(-s <= k < s for k in allowed):
+                raise ValueError(f"model.train_focus_indices={allowed} but stacks have {s} images")
+            pool = torch.tensor(sorted({k % s for k in allowed}))
+            a_pos = torch.randint(0, len(pool), (bsz,), generator=gen)
+            b_pos = (a_pos + torch.randint(1, len(pool), (bsz,), generator=gen)) % len(pool) if len(pool) > 1 else a_pos
+            return pool[a_pos].to(device), pool[b_pos].to(device)
         a_idx = torch.randint(0, s, (bsz,), generator=gen)
         b_idx = (a_idx + torch.randint(1, s, (bsz,), generator=gen)) % s
         return a_idx.to(device), b_idx.to(device)
@@ -348,8 +365,8 @@ class SDGSModule(L.LightningModule):
         hp = self.hparams
         focus = batch["focus_distance"]
         bsz, s = focus.shape
-        if s < 2:
-            raise ValueError("training needs focal stacks of at least 2 images (Siamese pairs)")
+        if s < 2 and not hp.supervised:
+            raise ValueError("self-supervised training needs focal stacks of at least 2 images (Siamese pairs)")
         targets = self._targets(batch, batched_camera(batch["camera"], 4))
         a_idx, b_idx = self._siamese_pair(bsz, s, focus.device)
         render = self.renderer is not None and "radiance" in batch and self.global_step % max(1, hp.render_every) == 0

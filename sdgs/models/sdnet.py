@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sdgs.models.unet import UNet
@@ -14,7 +15,7 @@ from sdgs.optics import (
     signed_coc_from_inverse_depth,
 )
 
-__all__ = ["SDNet", "DepthNet", "blur_features", "bounded_inverse_depth", "focus_plane"]
+__all__ = ["SDNet", "DepthNet", "blur_features", "bounded_inverse_depth", "focus_plane", "row_plane"]
 
 #: channels of :func:`blur_features`
 BLUR_CHANNELS = 4
@@ -46,6 +47,26 @@ def focus_plane(focus_m: Tensor, like: Tensor, near_m: float, far_m: float) -> T
     return value.view(-1, 1, 1, 1).expand(like.shape[0], 1, *like.shape[-2:]).to(like)
 
 
+def row_plane(like: Tensor) -> Tensor:
+    """Input plane ``(B, 1, H, W)``: the image row in [-1, 1] (top to bottom), for a position prior.
+
+    Indoor scenes put the floor at the bottom and walls far at the top; a network of full-image input can
+    use the row itself (a coordinate channel, as CoordConv). Meaningful for full images only: with random
+    crops the row is relative to the crop.
+    """
+    b, _, h, w = like.shape
+    return torch.linspace(-1.0, 1.0, h, dtype=like.dtype, device=like.device).view(1, 1, h, 1).expand(b, 1, h, w)
+
+
+def _pool(x: Tensor, stride: int) -> Tensor:
+    """Average-pool by ``stride`` (``ceil_mode``: an odd border still gets its pixel)."""
+    return x if stride == 1 else F.avg_pool2d(x, stride, ceil_mode=True)
+
+
+def _upsample(x: Tensor, size: tuple[int, int]) -> Tensor:
+    return x if x.shape[-2:] == size else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
 class SDNet(nn.Module):
     """Siamese Defocus Network: one shared-weight encoder-decoder applied to each image of a stack.
 
@@ -59,12 +80,20 @@ class SDNet(nn.Module):
         width, depth: U-Net size (width 16 / depth 3 is the CPU quickstart; width 32 / depth 4 for GPUs).
         blur_inputs: also feed :func:`blur_features` (local sharpness vs contrast), so the network starts
             from the blur cue instead of having to discover the top-octave energy itself.
+        stride: the U-Net runs at ``1/stride`` of the input resolution. The blur features are computed at
+            full resolution first and then average-pooled, so the cue (a few pixels of blur) survives while
+            the network sees a whole photo at a cost it can afford; the output is upsampled bilinearly.
+        row_input: also feed :func:`row_plane` (a position prior for full-image training on real scenes).
     """
 
-    def __init__(self, width: int = 16, depth: int = 3, blur_inputs: bool = True) -> None:
+    def __init__(
+        self, width: int = 16, depth: int = 3, blur_inputs: bool = True, stride: int = 1, row_input: bool = False
+    ) -> None:
         super().__init__()
-        self.blur_inputs = blur_inputs
-        self.net = UNet(4 + BLUR_CHANNELS * blur_inputs, 1, width, depth)
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        self.blur_inputs, self.stride, self.row_input = blur_inputs, stride, row_input
+        self.net = UNet(4 + BLUR_CHANNELS * blur_inputs + row_input, 1, width, depth)
 
     def forward(self, image: Tensor, focus_m: Tensor, camera: Camera) -> dict[str, Tensor]:
         """Args: ``image`` (B,3,H,W) in [0,1]; ``focus_m`` (B,); ``camera`` batched (fields (B,1,1,1)).
@@ -76,7 +105,10 @@ class SDNet(nn.Module):
         x = [image * 2 - 1, focus_plane(focus_m, image, near, far) * 2 - 1]
         if self.blur_inputs:
             x.append(blur_features(image))
-        inv = bounded_inverse_depth(self.net(torch.cat(x, 1)), near, far)
+        if self.row_input:
+            x.append(row_plane(image))
+        logit = _upsample(self.net(_pool(torch.cat(x, 1), self.stride)), image.shape[-2:])
+        inv = bounded_inverse_depth(logit, near, far)
         coc = signed_coc_from_inverse_depth(inv, focus_m.view(-1, 1, 1, 1), camera)
         return {"signed_coc": coc, "defocus": coc.abs(), "inv_depth": inv, "depth": 1.0 / inv}
 
@@ -90,14 +122,19 @@ class DepthNet(nn.Module):
     Args:
         width, depth: U-Net size.
         coc_scale_px: defocus maps are divided by this before entering the network.
+        stride, row_input: as :class:`SDNet` (the residual is predicted at ``1/stride`` and upsampled).
     """
 
-    def __init__(self, width: int = 16, depth: int = 3, coc_scale_px: float = 4.0) -> None:
+    def __init__(
+        self, width: int = 16, depth: int = 3, coc_scale_px: float = 4.0, stride: int = 1, row_input: bool = False
+    ) -> None:
         super().__init__()
-        self.net = UNet(6, 1, width, depth)
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        self.net = UNet(6 + row_input, 1, width, depth)
         nn.init.zeros_(self.net.head.weight)
         nn.init.zeros_(self.net.head.bias)
-        self.coc_scale_px = coc_scale_px
+        self.coc_scale_px, self.stride, self.row_input = coc_scale_px, stride, row_input
 
     def forward(
         self, image: Tensor, defocus: Tensor, focus_m: Tensor, depth0: Tensor, camera: Camera
@@ -109,14 +146,10 @@ class DepthNet(nn.Module):
         near, far = camera.depth_range_m
         logit0 = inverse_depth_logit(1.0 / depth0, near, far)
         z0_norm = normalized_log_inverse_depth(1.0 / depth0, near, far)
-        x = torch.cat(
-            [
-                image * 2 - 1,
-                defocus / self.coc_scale_px,
-                focus_plane(focus_m, image, near, far) * 2 - 1,
-                z0_norm * 2 - 1,
-            ],
-            1,
-        )
-        inv = bounded_inverse_depth(logit0 + self.net(x), near, far)
+        plane = focus_plane(focus_m, image, near, far)
+        x = [image * 2 - 1, defocus / self.coc_scale_px, plane * 2 - 1, z0_norm * 2 - 1]
+        if self.row_input:
+            x.append(row_plane(image))
+        residual = _upsample(self.net(_pool(torch.cat(x, 1), self.stride)), image.shape[-2:])
+        inv = bounded_inverse_depth(logit0 + residual, near, far)
         return {"inv_depth": inv, "depth": 1.0 / inv}

@@ -76,7 +76,8 @@ class SplatCache:
 
     def save(self, index: int, fields: dict[str, Tensor]) -> None:
         """Store one sample's fields atomically."""
-        payload = {"key": self.key, "fields": {k: fields[k].detach().cpu().contiguous() for k in FIELDS}}
+        # clone: a row of a batched fit is a view, and torch.save writes a view's whole storage (every scene)
+        payload = {"key": self.key, "fields": {k: fields[k].detach().cpu().clone() for k in FIELDS}}
         with atomic_path(self.path(index)) as tmp:
             torch.save(payload, tmp)
 

@@ -112,6 +112,9 @@ class SplatFitConfig:
         "auto", "renderer: auto (= torch, the faster one measured), torch or gsplat (CUDA)"
     )
     confidence_rel_error: float = _setting(0.3, "relative depth error at which the confidence is 0.5")
+    fit_stride: int = _setting(
+        1, "fit at 1/fit_stride of the stack's size (camera resized), outputs upsampled: large photos"
+    )
 
     def key(self) -> dict:
         """The settings and :data:`FIT_ALGORITHM_VERSION`: what a cached fit depends on besides data and camera."""
@@ -309,11 +312,39 @@ def fit_gaussians(
     cfg = config or SplatFitConfig()
     cfg = replace(cfg, **{k: v for k, v in (("iters", iters), ("lr", lr)) if v is not None})
     _check_stack(stack, focus_distance)
+    if cfg.fit_stride < 1:
+        raise ValueError(f"fit_stride must be >= 1, got {cfg.fit_stride}")
     # Callable from anywhere, e.g. a validation hook under inference mode: fit with autograd on copies.
     with torch.inference_mode(False), torch.enable_grad():
         if isinstance(camera, dict):
             camera = {k: v.clone() for k, v in camera.items()}
-        return _fit(stack.clone(), focus_distance.clone(), camera, cfg, on_step)
+        if cfg.fit_stride == 1:
+            return _fit(stack.clone(), focus_distance.clone(), camera, cfg, on_step)
+        return _fit_strided(stack, focus_distance, camera, cfg, on_step)
+
+
+def _fit_strided(
+    stack: Tensor, focus: Tensor, camera: Camera | dict | str, cfg: SplatFitConfig, on_step: Callable[[], None] | None
+) -> SplatFit:
+    """Fit at ``1 / cfg.fit_stride`` of the size, then bring every output back to the stack's size.
+
+    The camera is resized with the stack (its pixel pitch grows, so the CoC in pixels shrinks and the physics
+    holds). Depth is upsampled in the bounded logit space, the confidence and radiance bilinearly; the CoC
+    targets are recomputed from the upsampled depth with the full-size camera.
+    """
+    b, s, c, h, w = stack.shape
+    hs, ws = max(8, round(h / cfg.fit_stride)), max(8, round(w / cfg.fit_stride))
+    cam_full = batched_camera(camera, 4, b, (h, w))
+    near, far = cam_full.depth_range_m
+    small = F.interpolate(stack.reshape(b * s, c, h, w), size=(hs, ws), mode="area").reshape(b, s, c, hs, ws)
+    fit = _fit(small, focus.clone(), cam_full.resize(hs, ws), cfg, on_step)
+    up = lambda t: F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)  # noqa: E731
+    depth = 1.0 / bounded_inverse_depth(up(inverse_depth_logit(1.0 / fit.depth, near, far, eps=1e-3)), near, far)
+    coc = signed_coc_px(depth[:, None], focus.to(stack).view(b, s, 1, 1, 1), batched_camera(cam_full, 5, b, (h, w)))
+    return SplatFit(
+        depth=depth, radiance=up(fit.radiance).clamp(0, 1), coc_targets=coc, confidence=up(fit.confidence).clamp(0, 1),
+        residual=fit.residual,
+    )  # fmt: skip
 
 
 def _fit(

@@ -1,0 +1,32 @@
+"""Depth from one photo with a trained model: the one code path from an image to depth (``sdgs predict
+--input`` and the benchmarks call it)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["predict_photo"]
+
+
+def predict_photo(model, rgb: np.ndarray, focus_m: float, camera, device: str | torch.device = "cpu") -> np.ndarray:
+    """Depth (m) ``(H, W)`` of one photo ``rgb`` ``(H, W, 3)`` in [0, 1], as ``sdgs predict`` computes it.
+
+    The photo is resized (aspect kept) to the camera's width, whose pixel pitch the optics refer to,
+    predicted by ``model`` (an :class:`~sdgs.lit.module.SDGSModule` in eval mode) and the depth resized back.
+    """
+    h, w = rgb.shape[:2]
+    img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device)
+    cw = camera.width_px
+    ch = max(8, round(h * cw / w))
+    cam = replace(camera, width_px=cw, height_px=ch, cx_px=None, cy_px=None, fx_px=None, fy_px=None)
+    small = img if (ch, cw) == (h, w) else F.interpolate(img, size=(ch, cw), mode="bilinear", antialias=True)
+    cam_batch = {k: v[None].to(device) for k, v in cam.to_tensors().items()}
+    with torch.no_grad():
+        depth = model.predict_depth(small, torch.tensor([focus_m], device=device), cam_batch)["depth"]
+    if depth.shape[-2:] != (h, w):
+        depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)
+    return depth[0, 0].cpu().numpy()
