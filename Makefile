@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-texture-error bench-single-image bench-single-image-variants gpu-check bench-gpu-train gpu-session reproduce-table quickstart-ckpt real-ckpt bench-real synth clean
+.PHONY: help install test test-fast lint format bench bench-quick bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-texture-error bench-single-image gpu-check bench-gpu-train gpu-session reproduce-table docs quickstart-ckpt real-ckpt bench-real synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -26,10 +26,13 @@ lint:  ## ruff check + format check
 	$(PYTHON) -m ruff format --check sdgs datamodules tests bench docs
 
 format:  ## apply ruff fixes and formatting
-	$(PYTHON) -m ruff check --fix sdgs datamodules tests bench
-	$(PYTHON) -m ruff format sdgs datamodules tests bench
+	$(PYTHON) -m ruff check --fix sdgs datamodules tests bench docs
+	$(PYTHON) -m ruff format sdgs datamodules tests bench docs
 
-bench: bench-data bench-render bench-splat  ## all benchmarks (JSON under bench/)
+bench: bench-data bench-render bench-splat  ## data, renderer and splatting benchmarks (JSON under bench/)
+
+bench-quick:  ## every row of the README's procedural table at a quarter of the quickstart's budget (lightning_configs/experiments/bench_quick.yaml) -> bench/quick.json
+	$(PYTHON) -m bench.train --plan lightning_configs/experiments/bench_quick.yaml --out bench/quick.json
 
 bench-data:  ## data loading / synthesis throughput -> bench/data.json
 	$(PYTHON) -m bench.data --out bench/data.json
@@ -49,10 +52,10 @@ bench-predict-stack:  ## sdgs predict --stack seconds and peak memory at 640x480
 bench-splat-real:  ## splatting stage on real textures (DFD-indoor; data dir from SDGS_DFD_INDOOR_DIR) -> bench/splat_real.json, docs/splat_real.png
 	$(PYTHON) -m bench.splat_real --out bench/splat_real.json
 
-bench-train-long:  ## the same table at the long budget (2 048 scenes, 2 304 steps, ~60 min) with learning curves -> bench/train_long.json, docs/train_long.png
+bench-train-long:  ## the experiments of lightning_configs/experiments/bench_train_long.yaml (2 048 scenes, 2 304 steps, ~60 min) with learning curves -> bench/train_long.json, docs/train_long.png
 	$(PYTHON) -m bench.train --long --out bench/train_long.json
 
-bench-train:  ## single-image bar: quickstart self-sup/supervised vs baselines on pink + geometric textures, before-issue-10 row, ablations, three seeds of both rows, mixed textures, 144-stack FoD500 folder (~2.5 h) -> bench/quickstart.json, results/bench_train/table.md
+bench-train:  ## the experiments of lightning_configs/experiments/bench_train.yaml: single-image bar, ablations, seeds, variants, 144-stack FoD500 folder (~2.5 h) -> bench/quickstart.json, results/bench_train/table.md
 	$(PYTHON) -m bench.train --out bench/quickstart.json
 
 bench-texture-error:  ## where single-image depth errs: error per local-contrast bin of the held-out scenes, both texture families, for the models make bench-train left in results/ (~1 min) -> bench/texture_error.json, docs/texture_error.png
@@ -73,12 +76,13 @@ MINUTES ?= 3.5
 
 bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet, curves, per focus index/band, two texture families -> bench/single_image_oracle.json, docs/single_image.md (MINUTES per run; the long curves are make bench-train-long's)
 	$(PYTHON) -m bench.single_image_oracle --minutes $(MINUTES) --out bench/single_image_oracle.json
-
-bench-single-image-variants:  ## the Lightning variants through sdgs fit/test (loss, blur inputs, before issue 10) -> bench/single_image.json, docs/single_image_variants.md (ABLATIONS=1 adds the signal ablations)
-	$(PYTHON) -m bench.single_image --out bench/single_image.json $(if $(ABLATIONS),--ablations,)
+	$(PYTHON) -m docs.make_results
 
 reproduce-table:  ## train/test every experiment of lightning_configs/table.yaml -> results/table.{md,json} (FORCE=1 reruns)
-	$(PYTHON) -m sdgs.report --experiments lightning_configs/table.yaml --out results
+	$(PYTHON) -m sdgs.cli.report --experiments lightning_configs/table.yaml --out results
+
+docs:  ## regenerate docs/results.md, docs/benchmarks.md and the README's figure and results-table blocks from the bench JSONs
+	$(PYTHON) -m docs.make_results
 
 QS_RUN ?= runs/quickstart-ckpt
 

@@ -19,6 +19,7 @@ import torch
 
 from bench.common import write_json
 from datamodules.procedural import SPLIT_OFFSETS, render_scene
+from sdgs.metrics import relative_error
 from sdgs.optics import FOD500
 from sdgs.splatting import fit_gaussians
 from sdgs.splatting.fit import SplatFitConfig
@@ -50,7 +51,7 @@ def main() -> None:
         seed = SPLIT_OFFSETS["test"] + i
         stack, depth, cam = render_scene(seed, args.size, FOD500)
         fit = fit_gaussians(stack[None], torch.tensor(cam.focus_distances_m)[None], cam, config=cfg)
-        conf, rel = fit.confidence[0, 0], ((fit.depth[0, 0] - depth[0]).abs() / depth[0])
+        conf, rel = fit.confidence[0, 0], relative_error(fit.depth[0, 0], depth[0])
         confs.append(conf.flatten())
         errs.append(rel.flatten())
         sure = conf >= 0.5

@@ -192,7 +192,7 @@ def render_speed(device: str, batch: int, size: int) -> dict:
 
 def stage_settings() -> dict:
     """The splatting-stage settings of ``fod500.yaml`` (base.yaml's ``splat`` updated by the experiment's)."""
-    from sdgs.lit.cli import splat_settings
+    from sdgs.cli.lightning import splat_settings
 
     return splat_settings(FOD500_YAML)
 

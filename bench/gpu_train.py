@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cpu" and Path(args.out).resolve() == (REPO / "bench" / "gpu_train.json"):
         parser.error("bench/gpu_train.json holds GPU figures only; give a CPU run another --out")
     from bench.gpu_check import fit_speed
-    from sdgs.report import Experiment, run_table
+    from sdgs.cli.report import Experiment, run_table
 
     results = Path(args.results).resolve()
     sizes = dict(SIZES["tiny" if args.tiny else "full"])

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from bench.common import write_json
-from datamodules.io import write_image
 from datamodules.procedural import SPLIT_OFFSETS, render_scene
+from sdgs.io import write_image
 from sdgs.optics import FOD500
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from bench.common import best_of, write_json
 
 
 def grid_gaussians(b: int, size: int, sigma_max: float, device: str, seed: int = 0):
-    """One Gaussian per pixel with sigma uniform in [0.5, sigma_max] px (the issue's reference input)."""
+    """One Gaussian per pixel with sigma uniform in [0.5, sigma_max] px (the reference benchmark's input)."""
     g = torch.Generator().manual_seed(seed)
     n = size * size
     ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")

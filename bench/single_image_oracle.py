@@ -12,13 +12,13 @@ Data: ``--train`` procedural scenes (pink textures, training seeds, 64 px, FoD50
 fits (``iters=0``, as in the quickstart); held-out test seeds rendered with the ``pink`` family and with the
 ``geometric`` family (same geometry). One defocused image per sample, all five focus indices, DFV protocol;
 constant = median of the training depth clipped at 1.5 m. Writes ``bench/single_image_oracle.json`` and
-``docs/single_image_oracle.png`` (curves), and prints per focus index / depth band tables.
+``docs/single_image_oracle.png`` (curves); :func:`single_image_page` lays out ``docs/single_image.md`` from the
+JSON, called by the one page generator (``make docs``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -26,14 +26,13 @@ from pathlib import Path
 import torch
 
 from bench.common import write_json
-from bench.single_image import coc_figure
 from bench.texture_error import SEED_GROUPS
 from datamodules.procedural import SPLIT_OFFSETS, render_scene, scene_camera
 from sdgs import losses
 from sdgs.baselines import median_depth
-from sdgs.metrics import DFV_CLIP_M, per_image_depth_errors
+from sdgs.metrics import DFV_CLIP_M, error_maps, per_image_depth_errors
 from sdgs.models import SDNet
-from sdgs.optics import FOD500, batched_camera
+from sdgs.optics import FOD500, batched_camera, coc_px
 from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
 
 SIZE = 64
@@ -46,6 +45,25 @@ RUNS = {
     "oracle, AbsRel loss": ("gt", True, False, "abs_rel"),
 }
 BANDS = {"near < 0.5 m": (0.0, 0.5), "mid 0.5-1.5 m": (0.5, 1.5), "far > 1.5 m": (1.5, 1e9)}
+
+
+def coc_figure(path: Path) -> None:
+    """|CoC| (px) against depth for each focus distance of the FoD500 preset, with the DFV clip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    z = torch.linspace(*FOD500.depth_range_m, 400)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for d in FOD500.focus_distances_m:
+        ax.plot(z, coc_px(z, d, FOD500), label=f"focus {d:g} m")
+    ax.axvline(DFV_CLIP_M, color="k", ls="--", lw=0.8, label=f"DFV clip {DFV_CLIP_M:g} m")
+    ax.set(xlabel="depth (m)", ylabel="|CoC| (px)", yscale="log", title="FoD500 preset: blur vs depth")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def scenes(seed0: int, n: int, texture: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,8 +80,7 @@ def evaluate(net: SDNet, stack: torch.Tensor, depth: torch.Tensor, camera, focus
             z = net(stack[:, k], focus[k].expand(len(stack)), batched_camera(camera, 4, len(stack)))["depth"]
             v, _ = per_image_depth_errors(z, depth, "dfv")
             n, _ = per_image_depth_errors(z, depth, "dfv", near_max=DFV_CLIP_M)
-            clip = depth.clamp(max=DFV_CLIP_M)
-            rel = (z.clamp(max=DFV_CLIP_M) - clip).abs() / clip
+            rel = error_maps(z, depth, "dfv")["abs_rel"]  # of depths clipped at 1.5 m, as DFV scores them
             bands = {b: float(rel[(depth >= lo) & (depth < hi)].mean()) for b, (lo, hi) in BANDS.items()}
             rows.append({"abs_rel": float(v["abs_rel"].mean()), "near_abs_rel": float(n["abs_rel"].mean()),
                          "delta1": float(v["delta1"].mean()), "bands": bands})  # fmt: skip
@@ -136,17 +153,6 @@ def figure(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-def read_bar(path: Path) -> dict | None:
-    """``make bench-train``'s JSON, or None if absent or of an older format (no ``bar``)."""
-    data = json.loads(path.read_text()) if path.is_file() else None
-    return data if data and "bar" in data else None
-
-
-def read_json(path: Path) -> dict | None:
-    """A bench's JSON, or None if absent."""
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 #: the reference of the signal ablations: the default, all signals
@@ -365,12 +371,11 @@ def long_section(long: dict) -> list[str]:
     return lines
 
 
-def write_page(
-    result: dict, path: Path, bar: dict | None, long: dict | None = None, texture: dict | None = None
-) -> None:
-    """``docs/single_image.md``: this run's tables and plots, the Lightning bar, ablations and seeds of
+def single_image_page(result: dict, bar: dict | None, long: dict | None = None, texture: dict | None = None) -> str:
+    """The text of ``docs/single_image.md`` (``make docs`` writes it: ``docs.make_results``): this run's tables
+    and plots (``result``: ``bench/single_image_oracle.json``), the Lightning bar, ablations and seeds of
     ``bench/quickstart.json``, the texture-contrast breakdown of ``bench/texture_error.json`` and the long
-    budget of ``bench/train_long.json``."""
+    budget of ``bench/train_long.json`` (each None: its sections are left out)."""
     fams = list(result["constant"])
     last = {name: run["curve"][-1] for name, run in result["runs"].items() if run["curve"]}
     lines = [
@@ -438,7 +443,7 @@ def write_page(
         lines += texture_section(texture)
     if long:
         lines += long_section(long)
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -450,18 +455,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--out", default="bench/single_image_oracle.json")
     parser.add_argument("--figure", default="docs/single_image_oracle.png")
-    parser.add_argument("--page", default="docs/single_image.md")
-    parser.add_argument("--bar", default="bench/quickstart.json", help="make bench-train's JSON, shown on the page")
-    parser.add_argument("--long", default="bench/train_long.json", help="make bench-train-long's JSON, shown too")
-    parser.add_argument("--texture", default="bench/texture_error.json", help="make bench-texture-error's JSON")
-    parser.add_argument(
-        "--page-only", action="store_true", help="rewrite --page from --out's JSON, --bar, --long, --texture"
-    )
     args = parser.parse_args()
-    if args.page_only:
-        write_page(json.loads(Path(args.out).read_text()), Path(args.page), read_bar(Path(args.bar)),
-                   read_bar(Path(args.long)), read_json(Path(args.texture)))  # fmt: skip
-        return
     camera = scene_camera(FOD500, SIZE)
     focus = torch.tensor(camera.focus_distances_m)
     t0 = time.perf_counter()
@@ -501,9 +495,7 @@ def main() -> None:
     write_json(args.out, result)
     figure(result, Path(args.figure))
     coc_figure(Path(args.figure).with_name("single_image_coc.png"))
-    write_page(
-        result, Path(args.page), read_bar(Path(args.bar)), read_bar(Path(args.long)), read_json(Path(args.texture))
-    )
+    print(f"wrote {args.out}; `make docs` (python -m docs.make_results) lays out docs/single_image.md from it")
 
 
 if __name__ == "__main__":

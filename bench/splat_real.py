@@ -32,7 +32,7 @@ from bench.common import write_json
 from bench.splat import fit_fields
 from datamodules.dfd_indoor import DFDIndoorDataset, dfd_pairs
 from sdgs.baselines import depth_from_focus, median_depth
-from sdgs.metrics import DepthMetrics
+from sdgs.metrics import DepthMetrics, error_maps
 from sdgs.optics import DFD_INDOOR, NYUV2
 from sdgs.splatting import SplatFitConfig
 
@@ -71,9 +71,9 @@ def metrics(pred: torch.Tensor, gt: torch.Tensor) -> dict:
 
 def confidence_table(depth: torch.Tensor, conf: torch.Tensor, gt: torch.Tensor) -> list[dict]:
     """Median relative error and pixel share of z_gs per confidence bin (valid GT pixels)."""
-    valid = (gt > 1e-3) & (gt < 10)
-    rel = ((depth.clamp(1e-3, 10) - gt).abs() / gt)[valid]
-    c = conf[valid]
+    maps = error_maps(depth, gt, "eigen", min_depth=1e-3, max_depth=10.0)
+    valid = maps["valid"]
+    rel, c = maps["abs_rel"][valid], conf[valid]
     rows = []
     for lo, hi in zip(CONF_BINS[:-1], CONF_BINS[1:], strict=True):
         sel = (c >= lo) & (c < hi)
@@ -106,10 +106,11 @@ def figure(batch: dict, fit_depth, fit_conf, names: list[str], path: Path, rows:
     fig, axes = plt.subplots(len(rows), 5, figsize=(15, 2.3 * len(rows)), squeeze=False)
     for r, i in enumerate(rows):
         gt = batch["depth"][i, 0]
-        valid = (gt > 1e-3) & (gt < 10)
         z = fit_depth[i, 0]
+        maps = error_maps(z, gt, "eigen", min_depth=1e-3, max_depth=10.0)
+        valid = maps["valid"]
         nan = torch.full_like(gt, float("nan"))
-        err = torch.where(valid, (z - gt).abs() / gt.clamp_min(1e-3), nan)
+        err = torch.where(valid, maps["abs_rel"], nan)
         lo, hi = float(gt[valid].min()), float(gt[valid].max())
         axes[r, 0].imshow(batch["stack"][i, 2].permute(1, 2, 0))
         axes[r, 0].set_ylabel(names[i][11:19], fontsize=8)

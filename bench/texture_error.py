@@ -30,7 +30,7 @@ from bench.train import seed_name
 from datamodules.base import make_item
 from datamodules.procedural import SPLIT_OFFSETS, ProceduralDataset, make_scene, render_scene
 from sdgs.baselines import constant_depth, depth_from_focus
-from sdgs.metrics import DFV_CLIP_M
+from sdgs.metrics import DFV_CLIP_M, error_maps
 from sdgs.optics import FOD500
 
 #: local-contrast bin edges (mean Sobel gradient magnitude of the luminance, normalised kernel, 5x5 window).
@@ -71,19 +71,13 @@ def texture_strength(rgb: Tensor) -> Tensor:
     return kornia.filters.box_blur(grad, (5, 5), border_type="replicate")
 
 
-def dfv_errors(pred: Tensor, gt: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-pixel DFV relative error ``|p - g| / g`` (the summand of its AbsRel) and log ratio ``ln(p / g)``,
-    of ``p``, ``g`` = prediction and ground truth clipped to [0, 1.5] m (the log ratio > 0: too far)."""
-    g = gt.clamp(max=DFV_CLIP_M)
-    p = pred.clamp(0, DFV_CLIP_M)
-    return (p - g).abs() / g, torch.log(p.clamp_min(1e-3) / g)
-
-
 def binned(pred: Tensor, gt: Tensor, strength: Tensor) -> dict[str, dict]:
     """Per contrast bin of ``strength`` (and ``all``): pixel share; on all pixels and on near ones (GT < 1.5 m)
     the mean relative error; on near ones the mean log ratio (bias: < 0 too near). None where empty.
-    All tensors of one shape; ``gt`` > 0."""
-    err, log_ratio = dfv_errors(pred, gt)
+    All tensors of one shape; ``gt`` > 0. Errors are :func:`sdgs.metrics.error_maps`' DFV maps (depths clipped
+    to [0, 1.5] m): relative error, the summand of AbsRel, and log ratio ``ln(p / g)`` (> 0: too far)."""
+    maps = error_maps(pred, gt, "dfv")
+    err, log_ratio = maps["abs_rel"], maps["log_ratio"]
     near = gt < DFV_CLIP_M
     mean = lambda x, m: round(float(x[m].mean()), 4) if m.any() else None  # noqa: E731
     out = {}

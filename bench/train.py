@@ -1,47 +1,23 @@
-"""Quickstart quality bar: single-image depth against the constant and no-learning baselines, in one run.
+"""Benchmark runner: the experiments of a plan file, each a ``sdgs fit`` / ``sdgs test`` run, into one JSON.
 
     python -m bench.train                      -> bench/quickstart.json  (make bench-train, ~2.5 h)
     python -m bench.train --long               -> bench/train_long.json, docs/train_long.png
                                                   (make bench-train-long, ~60 min)
+    python -m bench.train --plan lightning_configs/experiments/bench_quick.yaml --out bench/quick.json
+                                               (make bench-quick: every headline row at reduced size)
     python -m bench.train --only procedural    reruns one experiment, keeps the others' entries
     FORCE=1 retrains finished rows.
 
-Runs, through :mod:`sdgs.report` (``sdgs fit`` / ``sdgs test`` subprocesses, run folders under ``results/``,
-so ``make reproduce-table`` reuses them):
+The experiments, their seeds and test sets are declared in ``lightning_configs/experiments/*.yaml`` (format
+in ``bench_train.yaml``'s header; :func:`load_plan` reads it); this module only runs them through
+:mod:`sdgs.cli.report` (run folders under ``results/``, so ``make reproduce-table`` reuses them) and writes
+per experiment: the reported metrics of each row, fit seconds, the quality bar (:func:`bar`) and, with
+``seed_summary`` in the plan, supervised against self-supervised over training seeds (:func:`seed_summary`).
 
-* ``procedural``: the quickstart config as a user runs it (``pink`` textures): self-supervised, supervised
-  (same networks, data and budget, ground truth on every valid pixel, its default loss: AbsRel), splatting
-  stage,
-  depth from focus, constant;
-* ``procedural-geometric``: the same two models, not retrained, on the same held-out scenes rendered with the
-  ``geometric`` texture family they never saw (the cross-generator check of issue 10);
-* ``procedural-before-issue-10``: the quickstart with the settings before issue 10 (CoC-space loss weighted by
-  the splatting confidence, no blur inputs), self-supervised: the before/after comparison at one budget;
-* ``procedural-no-confidence`` (and ``-geometric``): the default without the splatting confidence weighting
-  the self-supervised terms, on both families;
-* ``procedural-no-siamese``, ``procedural-no-blur-render``: the default with one self-supervised signal off
-  (the ablation table; DepthNet's share is read from every row's ``z0/*`` metrics, SDNet's own depth);
-* ``procedural-abs-rel-loss``: the self-supervised default with the AbsRel loss (the supervised row's);
-* ``procedural-photometric``, ``procedural-supervised-photometric`` (and ``-seed-1``, ``-seed-2``; all with
-  ``-geometric``): the photometric augmentation (gain, white balance, sensor noise; off by default) on, for
-  the self-supervised row and for the supervised row (three seeds);
-* ``procedural-supervised-log-depth`` (and ``-geometric``): the supervised row with the log-depth L1 (the
-  self-supervised row's loss) instead of AbsRel;
-* ``procedural-mixed`` (and ``-seed-1``, ``-seed-2``; each with ``-pink``, ``-geometric``): both rows trained
-  on the ``mixed`` texture family (pink or posterised, with textureless regions), tested on it, on pink and on
-  geometric (never seen);
-* ``procedural-seed-1``, ``procedural-seed-2`` (and ``-geometric``): the default with other training seeds, the
-  same scenes, both network rows: the noise floor of the ablations and of supervised <= self-supervised;
-* ``fod500-folder-144``: ``sdgs fit`` on a FoD500-format folder of 144 training stacks at 64 px (written by
-  the procedural generator, read through the FoD500 loader), self-supervised, 56 epochs;
-* ``--long``: ``procedural-long`` (and ``-geometric``): the same rows at the long budget (:data:`LONG`), with
-  the validation learning curves of both network rows (step, wall time, AbsRel, near AbsRel, δ1) and the
-  aim near AbsRel <= 1.5 x the splatting stage's.
-
-Bar (issue 10), per test set: self-supervised AbsRel <= 0.75 x the constant's, near AbsRel <= 0.5 x the
+Quality bar, per test set: self-supervised AbsRel <= 0.75 x the constant's, near AbsRel <= 0.5 x the
 constant's near AbsRel, delta1 >= the constant's - 5 points; supervised <= self-supervised (AbsRel, near
-AbsRel); fit <= 10 minutes (quickstart) / 15 minutes (144 stacks). The constant is the training split's
-median depth as the DFV protocol scores it (clipped at 1.5 m).
+AbsRel); fit within the group's ``budget_s``. The constant is the training split's median depth as the DFV
+protocol scores it (clipped at 1.5 m).
 """
 
 from __future__ import annotations
@@ -52,30 +28,20 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from bench.common import write_json
-from sdgs.report import Experiment, load_experiments, run_table, write_table
+from sdgs.cli.report import Experiment, load_experiments, run_table, write_table
 
 QUICKSTART = "lightning_configs/quickstart.yaml"
-
-
-def folder_144(results: str) -> Experiment:
-    """The within-generator check on files: a FoD500-format folder of 144 stacks (issue 10, part 3)."""
-    return Experiment(
-        name="fod500-folder-144",
-        config=QUICKSTART,
-        overrides={
-            "data.init_args.num_train": 144,
-            "data.init_args.data_dir": f"{results}/fod500-folder-144/data",
-            "trainer.max_epochs": 56,
-            "trainer.check_val_every_n_epoch": 8,
-        },
-    )
-
-
-#: the photometric augmentation on (gain, white balance, sensor noise; off by default)
-PHOTO = {"data.init_args.photometric": True}
+EXPERIMENTS = Path("lightning_configs/experiments")
+PLANS = {"train": EXPERIMENTS / "bench_train.yaml", "long": EXPERIMENTS / "bench_train_long.yaml"}
+TABLE = "lightning_configs/table.yaml"
+NETWORK_ROWS = ("self-supervised", "supervised")
+ALL_ROWS = (*NETWORK_ROWS, "splatting stage", "depth from focus", "constant")
 
 
 def tested_on(exp: Experiment, texture: str) -> Experiment:
@@ -98,80 +64,66 @@ def seed_name(base: str, seed: int) -> str:
     return base if seed == 0 else f"{base}-seed-{seed}"
 
 
-def seeded(base: str, overrides: dict, seeds: tuple[int, ...]) -> list[Experiment]:
-    """The quickstart with ``overrides``, once per training seed, named by :func:`seed_name`."""
-    return [
-        Experiment(
-            name=seed_name(base, s), config=QUICKSTART, overrides={**overrides, **({"seed_everything": s} if s else {})}
+@dataclass
+class Group:
+    """Experiments run together: the rows each runs and the fit budget (s) of the quality bar (None: none)."""
+
+    experiments: list[Experiment]
+    rows: tuple[str, ...]
+    budget_s: float | None
+    optional: str | None = None
+
+
+@dataclass
+class Plan:
+    """A plan file, expanded: groups in run order, each experiment's test-set text, the seed comparisons."""
+
+    groups: list[Group]
+    descriptions: dict[str, str]
+    seed_groups: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    curves: str | None = None
+
+
+def _expand(entry: dict, config: str, results: str, table: dict[str, Experiment]) -> list[tuple[Experiment, str]]:
+    """One plan entry -> ``(experiment, description)`` pairs: the seeds first, then each seed's test sets."""
+    if "table" in entry:
+        return [(table[entry["table"]], entry["description"])]
+    overrides = {
+        k: v.format(results=results) if isinstance(v, str) else v for k, v in entry.get("overrides", {}).items()
+    }
+    trained = []
+    for s in entry.get("seeds", [0]):
+        exp = Experiment(
+            name=seed_name(entry["name"], s),
+            config=entry.get("config", config),
+            overrides={**overrides, **({"seed_everything": s} if s else {})},
         )
-        for s in seeds
+        note = f", seed_everything={s}" if s else ""
+        trained.append((exp, entry["description"].format(seed=s, seed_note=note)))
+    tests = [
+        (tested_on(exp, texture), text) for exp, _ in trained for texture, text in entry.get("tested_on", {}).items()
     ]
+    return trained + tests
 
 
-def seed_note(exp: Experiment) -> str:
-    """``", seed_everything=N"`` for an experiment with a seed override, else ``""`` (the test-set texts)."""
-    return f", seed_everything={exp.overrides['seed_everything']}" if "seed_everything" in exp.overrides else ""
-
-
-#: the same budget and data with the settings before issue 10 (CoC-space L1 weighted by the splatting
-#: confidence, no blur inputs): the "before" row of the before/after comparison
-BEFORE = Experiment(
-    name="procedural-before-issue-10",
-    config=QUICKSTART,
-    overrides={
-        "model.target_space": "coc",
-        "model.blur_inputs": False,
-        "model.use_confidence": True,
-        "model.loss_far_m": "null",
-    },
-)
-#: the default without the splatting confidence weighting the self-supervised terms (every pixel alike), on
-#: both texture families: the confidence ablation
-NO_CONFIDENCE = Experiment(
-    name="procedural-no-confidence", config=QUICKSTART, overrides={"model.use_confidence": False}
-)
-NO_CONFIDENCE_GEOMETRIC = on_geometric(NO_CONFIDENCE)
-#: the other self-supervised signals, one off at a time (issue 10's ablation table). The DepthNet ablation needs
-#: no run: every test also scores SDNet's own depth z0 (``z0/*`` in the rows)
-NO_SIAMESE = Experiment(name="procedural-no-siamese", config=QUICKSTART, overrides={"model.siamese_weight": 0.0})
-NO_BLUR_RENDER = Experiment(
-    name="procedural-no-blur-render",
-    config=QUICKSTART,
-    overrides={"model.blur_weight": 0.0, "model.depth_render_weight": 0.0},
-)
-#: the self-supervised default with the supervised row's loss (AbsRel itself) instead of the log-depth L1
-ABS_REL_LOSS = Experiment(
-    name="procedural-abs-rel-loss", config=QUICKSTART, overrides={"model.target_space": "abs_rel"}
-)
-#: the default with other training seeds (initial weights, batch order, augmentation draws; the same scenes),
-#: both network rows and both texture families: the noise floor of the ablation table and of "supervised <=
-#: self-supervised"
-SEEDS = seeded("procedural", {}, (1, 2))
-SEEDS_GEOMETRIC = [on_geometric(e) for e in SEEDS]
-#: the photometric augmentation (gain, white balance, sensor noise) on, for each row: self-supervised, and
-#: supervised with seeds 0-2 (the supervised row had it by default at commit af40d23; the seeds undid that)
-PHOTOMETRIC = Experiment(name="procedural-photometric", config=QUICKSTART, overrides=PHOTO)
-PHOTOMETRIC_GEOMETRIC = on_geometric(PHOTOMETRIC)
-SUPERVISED_PHOTOMETRIC = seeded("procedural-supervised-photometric", PHOTO, (0, 1, 2))
-SUPERVISED_PHOTOMETRIC_GEOMETRIC = [on_geometric(e) for e in SUPERVISED_PHOTOMETRIC]
-#: the supervised row with the self-supervised row's loss (log-depth L1) instead of AbsRel: the loss's share in
-#: the metrics where supervised and self-supervised differ (AbsRel's minimiser errs near, which costs δ1)
-SUPERVISED_LOG_DEPTH = Experiment(
-    name="procedural-supervised-log-depth", config=QUICKSTART, overrides={"model.target_space": "log_depth"}
-)
-SUPERVISED_LOG_DEPTH_GEOMETRIC = on_geometric(SUPERVISED_LOG_DEPTH)
-#: both rows trained on the ``mixed`` texture family (pink or posterised: 28 % of pixels textureless, as
-#: against 1 % in pink), tested on it, on pink and on the geometric family (still never seen): whether the
-#: supervised row's loss on the geometric family's flat regions (bench.texture_error) comes from training
-#: textures without any (seeds 0, 1, 2)
-MIXED = seeded("procedural-mixed", {"data.init_args.texture": "mixed"}, (0, 1, 2))
-MIXED_TESTS = [test for e in MIXED for test in (tested_on(e, "pink"), on_geometric(e))]
-NETWORK_ROWS = ("self-supervised", "supervised")
-ALL_ROWS = (*NETWORK_ROWS, "splatting stage", "depth from focus", "constant")
+def load_plan(path: str | Path, results: str = "results", table_path: str | Path = TABLE) -> Plan:
+    """Read a plan file of ``lightning_configs/experiments/`` (format: ``bench_train.yaml``'s header)."""
+    spec = yaml.safe_load(Path(path).read_text())
+    table = {e.name: e for e in load_experiments(table_path)}
+    config = spec.get("config", QUICKSTART)
+    groups, descriptions = [], {}
+    for g in spec["groups"]:
+        pairs = [pair for entry in g["experiments"] for pair in _expand(entry, config, results, table)]
+        descriptions.update({e.name: text for e, text in pairs})
+        groups.append(Group([e for e, _ in pairs], tuple(g["rows"]), g.get("budget_s"), g.get("optional")))
+    names = [e.name for g in groups for e in g.experiments]
+    if len(names) != len(set(names)):
+        raise ValueError(f"{path}: experiment names repeat: {sorted(n for n in set(names) if names.count(n) > 1)}")
+    return Plan(groups, descriptions, spec.get("seed_summary", {}), spec.get("curves"))
 
 
 def bar(rows: dict, budget_s: float | None) -> dict:
-    """The issue's ratios and booleans for one test set (``rows``: run_table's rows of one experiment)."""
+    """The quality bar's ratios and booleans for one test set (``rows``: run_table's rows of one experiment)."""
     m = lambda row, key: rows[row]["metrics"][f"test/{key}"]  # noqa: E731
     ss, const = "self-supervised", "constant"
     if ss not in rows:  # an experiment of the supervised row alone: the bar is the self-supervised model's
@@ -229,47 +181,11 @@ def seed_summary(rows: dict[str, dict], groups: dict[str, dict[str, list[str]]])
     return out
 
 
-def seed_groups() -> dict[str, dict[str, list[str]]]:
-    """The comparisons of the seed summary: both rows as configured (seeds 0-2), the self-supervised row
-    against the supervised one with the photometric augmentation, on both texture families, and both rows
-    trained on the mixed family, on it, on pink and on geometric."""
-    default = [seed_name("procedural", s) for s in (0, 1, 2)]
-    photo = [e.name for e in SUPERVISED_PHOTOMETRIC]
-    out = {}
-    for family, g in (("pink", ""), ("geometric", "-geometric")):
-        out[family] = {r: [n + g for n in default] for r in NETWORK_ROWS}
-        out[f"{family}, supervised with photometric"] = {
-            "self-supervised": [n + g for n in default],
-            "supervised": [n + g for n in photo],
-        }
-    mixed = [e.name for e in MIXED]
-    for family, g in (("mixed", ""), ("pink", "-pink"), ("geometric", "-geometric")):
-        out[f"{family}, both rows trained on mixed"] = {r: [n + g for n in mixed] for r in NETWORK_ROWS}
-    return out
+def seed_groups(plan: Plan | None = None) -> dict[str, dict[str, list[str]]]:
+    """The comparisons of the seed summary (``seed_summary`` of ``bench_train.yaml`` unless ``plan``)."""
+    return (plan or load_plan(PLANS["train"])).seed_groups
 
 
-#: the long budget (issue 10, ``make bench-train-long``): the quickstart's networks and settings, 4x the scenes
-#: (2 048) and 4.5x the steps (2 304 = 18 epochs of 128), validation on 32 scenes every 2 epochs. On 2 CPU
-#: cores the self-supervised fit took 30 minutes (both cores busy: about 57 CPU-minutes) and the supervised
-#: one, the same steps without rendering, 22 minutes; the whole bench about an hour.
-LONG = Experiment(
-    name="procedural-long",
-    config=QUICKSTART,
-    overrides={
-        "data.init_args.num_train": 2048,
-        "data.init_args.num_val": 32,
-        "trainer.max_epochs": 18,
-        "trainer.check_val_every_n_epoch": 2,
-    },
-)
-LONG_GEOMETRIC = on_geometric(LONG)
-#: the long budget's supervised row with the photometric augmentation
-LONG_SUPERVISED_PHOTOMETRIC = Experiment(
-    name="procedural-long-supervised-photometric",
-    config=QUICKSTART,
-    overrides={**LONG.overrides, **PHOTO},
-)
-LONG_SUPERVISED_PHOTOMETRIC_GEOMETRIC = on_geometric(LONG_SUPERVISED_PHOTOMETRIC)
 CURVE_KEYS = ("time/fit_seconds", "val/abs_rel", "val/near/abs_rel", "val/delta1")
 
 
@@ -347,57 +263,42 @@ def commit() -> str:
     return (head or "unknown") + ("+dirty" if dirty else "")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plan", default=None, help=f"plan file (default {PLANS['train']}; --long: {PLANS['long']})")
     parser.add_argument("--out", default=None, help="default bench/quickstart.json (--long: bench/train_long.json)")
     parser.add_argument("--results", default="results")
-    parser.add_argument("--no-folder", action="store_true", help="skip the 144-stack FoD500-folder check")
+    parser.add_argument("--no-folder", action="store_true", help="skip the plan's optional 'folder' group")
     parser.add_argument("--long", action="store_true", help="the long budget (make bench-train-long, ~60 min)")
     parser.add_argument(
         "--only", nargs="+", metavar="EXPERIMENT",
         help="run only these experiments; the others' entries are kept from --out as they are (with the date "
         "and commit that produced them, under 'ran')",
     )  # fmt: skip
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    plan_path = Path(args.plan or PLANS["long" if args.long else "train"])
     out = Path(args.out or ("bench/train_long.json" if args.long else "bench/quickstart.json"))
-    table_exps = {e.name: e for e in load_experiments("lightning_configs/table.yaml")}
+    plan = load_plan(plan_path, args.results)
     force = os.environ.get("FORCE") == "1"
-    # (experiments, rows, fit budget in seconds of the bar); an experiment testing another's models has no fit
-    if args.long:
-        plan = [
-            ([LONG, LONG_GEOMETRIC], ALL_ROWS, None),
-            ([LONG_SUPERVISED_PHOTOMETRIC, LONG_SUPERVISED_PHOTOMETRIC_GEOMETRIC], ("supervised", "constant"), None),
-        ]
-    else:
-        plan = [
-            ([table_exps["procedural"], table_exps["procedural-geometric"]], ALL_ROWS, 600.0),
-            ([BEFORE, NO_CONFIDENCE, NO_CONFIDENCE_GEOMETRIC], ("self-supervised", "constant"), 600.0),
-            ([NO_SIAMESE, NO_BLUR_RENDER, ABS_REL_LOSS], ("self-supervised", "constant"), 600.0),
-            ([*SEEDS, *SEEDS_GEOMETRIC], (*NETWORK_ROWS, "constant"), 600.0),
-            ([PHOTOMETRIC, PHOTOMETRIC_GEOMETRIC], ("self-supervised", "constant"), 600.0),
-            ([*SUPERVISED_PHOTOMETRIC, *SUPERVISED_PHOTOMETRIC_GEOMETRIC], ("supervised", "constant"), 600.0),
-            ([*MIXED, *MIXED_TESTS], (*NETWORK_ROWS, "constant"), 600.0),
-            ([SUPERVISED_LOG_DEPTH, SUPERVISED_LOG_DEPTH_GEOMETRIC], ("supervised", "constant"), 600.0),
-        ]
-        if not args.no_folder:
-            stack_rows = ("self-supervised", "splatting stage", "depth from focus", "constant")
-            plan.append(([folder_144(args.results)], stack_rows, 900.0))
-    budgets = {e.name: None if e.trained_in else budget for exps, _, budget in plan for e in exps}
+    groups = [g for g in plan.groups if not (args.no_folder and g.optional == "folder")]
+    # an experiment testing another's models has no fit of its own: no budget
+    budgets = {e.name: None if e.trained_in else g.budget_s for g in groups for e in g.experiments}
     if args.only:
-        exps = [e for group, _, _ in plan for e in group]
+        exps = [e for g in groups for e in g.experiments]
         if unknown := sorted(set(args.only) - {e.name for e in exps}):
-            raise SystemExit(f"--only: unknown experiment(s) {unknown}; this bench runs {sorted(e.name for e in exps)}")
+            raise SystemExit(f"--only: unknown experiment(s) {unknown}; this plan runs {sorted(e.name for e in exps)}")
         # an experiment that tests another's models reruns with it (its kept numbers would be stale)
         only = set(args.only) | {e.name for e in exps if e.trained_in in args.only}
-        plan = [([e for e in group if e.name in only], rows, budget) for group, rows, budget in plan]
+        groups = [Group([e for e in g.experiments if e.name in only], g.rows, g.budget_s) for g in groups]
+    table_dir = Path(args.results) / f"bench_{plan_path.stem.removeprefix('bench_')}"  # results/bench_train, ...
     table: dict = {}
-    for exps, rows, _ in plan:
-        if exps:
-            table.update(run_table(exps, args.results, force, rows))
+    for g in groups:
+        if g.experiments:
+            table.update(run_table(g.experiments, args.results, force, g.rows))
     if args.only:
-        print("--only: results/bench_train*/table.md is left as it is (a full run writes it)")
+        print(f"--only: {table_dir}/table.md is left as it is (a full run writes it)")
     else:
-        write_table(table, Path(args.results) / ("bench_train_long" if args.long else "bench_train"))
+        write_table(table, table_dir)
     previous = json.loads(out.read_text()) if args.only and out.is_file() else {}
     payload: dict = {"ran": {}, "rows": {}, "fit_seconds": {}, "bar": {}}
     for name in budgets:  # in plan order; experiments not rerun keep their entries, with when and what made them
@@ -411,11 +312,12 @@ def main() -> None:
             payload["ran"][name] = previous.get("ran", {}).get(name, {"date": previous["date"], "commit": "unrecorded"})
             for key in ("rows", "fit_seconds", "bar"):
                 payload[key][name] = previous[key][name]
-    if not args.long:
-        payload["seed_summary"] = seed_summary(payload["rows"], seed_groups())
-    if args.long and "procedural-long" in table:
-        rows = pick(table["procedural-long"])
-        curves = {row: curve(Path(args.results) / "procedural-long" / row.replace(" ", "_")) for row in NETWORK_ROWS}
+    if plan.seed_groups:
+        payload["seed_summary"] = seed_summary(payload["rows"], plan.seed_groups)
+    if plan.curves and plan.curves in table:
+        rows = pick(table[plan.curves])
+        folder = Path(args.results) / plan.curves
+        curves = {row: curve(folder / row.replace(" ", "_")) for row in NETWORK_ROWS}
         splat_near = rows["splatting stage"]["near/abs_rel"]
         plot_curves(curves, splat_near, rows["constant"], Path("docs/train_long.png"))
         near = rows["self-supervised"]["near/abs_rel"]
@@ -424,54 +326,18 @@ def main() -> None:
             "near_abs_rel_over_splatting_stage": round(near / splat_near, 3),
             "near abs_rel <= 1.5 x splatting stage": near <= 1.5 * splat_near,
         }
-    elif args.long:
+    elif plan.curves:
         payload.update({k: previous[k] for k in ("curves", "aim") if k in previous})
+    descriptions = {}
+    for path in sorted({plan_path, *PLANS.values()}):  # every plan's test sets, as the JSONs have always listed
+        if Path(path).is_file():
+            descriptions.update(load_plan(path, args.results).descriptions)
     write_json(
         out,
         {
-            "config": f"{QUICKSTART} (procedural FoD500-like, 64 px, CPU); trained on the pink texture family"
-            + ("; long budget: 2 048 scenes, 2 304 steps (bench.train.LONG)" if args.long else ""),
-            "test_sets": {
-                "procedural": "held-out procedural scenes (test seeds), pink textures (the training family)",
-                "procedural-geometric": "the same held-out scenes, geometric textures (never seen in training)",
-                "procedural-before-issue-10": "held-out procedural scenes (pink); the settings before issue 10",
-                "procedural-no-confidence": "held-out pink scenes; the default with model.use_confidence=false",
-                "procedural-no-confidence-geometric": "the same model on the geometric textures",
-                "fod500-folder-144": "held-out procedural scenes; trained on a FoD500-format folder of 144 stacks",
-                "procedural-no-siamese": "held-out pink scenes; the default with model.siamese_weight=0",
-                "procedural-no-blur-render": "held-out pink scenes; the default without the rendered losses "
-                "(model.blur_weight=0, model.depth_render_weight=0)",
-                **{
-                    e.name: "held-out pink scenes; the default trained with "
-                    f"seed_everything={e.overrides['seed_everything']}"
-                    for e in SEEDS
-                },
-                **{f"{e.name}-geometric": "those models on the geometric textures (never seen)" for e in SEEDS},
-                "procedural-abs-rel-loss": "held-out pink scenes; the default with model.target_space=abs_rel",
-                "procedural-photometric": "held-out pink scenes; self-supervised with the photometric augmentation "
-                "(data.init_args.photometric=true)",
-                "procedural-photometric-geometric": "that model on the geometric textures (never seen)",
-                **{
-                    e.name: "held-out pink scenes; supervised with the photometric augmentation" + seed_note(e)
-                    for e in SUPERVISED_PHOTOMETRIC
-                },
-                **{f"{e.name}-geometric": "that model on the geometric textures" for e in SUPERVISED_PHOTOMETRIC},
-                "procedural-supervised-log-depth": "held-out pink scenes; supervised with the log-depth L1 "
-                "(model.target_space=log_depth) instead of AbsRel",
-                "procedural-supervised-log-depth-geometric": "that model on the geometric textures",
-                **{
-                    e.name: "held-out scenes, mixed textures (pink or posterised); both rows trained on the mixed "
-                    "family" + seed_note(e)
-                    for e in MIXED
-                },
-                **{f"{e.name}-pink": "those models on the held-out pink scenes" for e in MIXED},
-                **{f"{e.name}-geometric": "those models on the geometric textures (never seen)" for e in MIXED},
-                "procedural-long": "held-out pink scenes; the long budget",
-                "procedural-long-geometric": "the long-budget models on the geometric textures (never seen)",
-                "procedural-long-supervised-photometric": "held-out pink scenes; the long budget's supervised row "
-                "with its photometric augmentation",
-                "procedural-long-supervised-photometric-geometric": "that model on the geometric textures",
-            },
+            "config": f"{QUICKSTART} (procedural FoD500-like, 64 px, CPU); trained on the pink texture family; "
+            f"experiments: {plan_path}",
+            "test_sets": descriptions,
             "protocol": "DFV (clip to [0, 1.5] m), one defocused image per sample, all 5 focus indices; "
             "near = GT < 1.5 m; constant = median of the clipped training GT; supervised = ground truth "
             "on every valid pixel with the AbsRel loss (model.supervised=true's default target_space)",

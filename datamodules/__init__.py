@@ -6,9 +6,9 @@ from datamodules.defocus import synthesize_focal_stack
 from datamodules.dfd_indoor import DFDIndoorDataModule, DFDIndoorDataset
 from datamodules.fod500 import FoD500DataModule, FoD500Dataset
 from datamodules.folder import FocalStackFolderDataModule, FocalStackFolderDataset
-from datamodules.io import DataError
 from datamodules.nyuv2 import NYUv2DataModule, NYUv2Dataset
 from datamodules.procedural import ProceduralDataset, SyntheticDataModule, make_scene, write_procedural_dataset
+from sdgs.batch import DataError
 
 __all__ = [
     "DataError",

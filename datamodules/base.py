@@ -30,8 +30,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from datamodules.io import DataError
-from sdgs.batch import apply_crop  # re-exported: the batch contract
+from sdgs.batch import (
+    DataError,
+    apply_crop,  # re-exported: the batch contract
+)
 from sdgs.optics import Camera
 
 __all__ = [
@@ -129,7 +131,7 @@ def photometric_jitter(
     colour: float = 0.15,
     noise_max: float = 0.02,
 ) -> dict[str, Tensor]:
-    """Exposure, white balance and sensor noise that keep the optics (issue 10: never a resize).
+    """Exposure, white balance and sensor noise that keep the optics (never a resize: it changes the blur in px).
 
     One gain for the whole stack times a per-channel factor (``gain`` range, ``1 ± colour``), then per
     image Gaussian read noise of a random sigma in ``[0, noise_max]``, clipped and quantised to 8 bits like

@@ -42,7 +42,7 @@ from torch import Tensor
 
 from datamodules.base import FocalStackDataModule, StackDataset, make_item, require_dir
 from datamodules.defocus import synthesize_stack_cached
-from datamodules.io import DataError, read_depth, read_image
+from sdgs.io import DataError, read_depth, read_image
 from sdgs.optics import DFD_INDOOR, Camera, get_camera
 
 __all__ = [

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.base import FocalStackDataModule, StackDataset, make_item, require_dir
-from datamodules.io import DataError, read_exr_depth, read_stack, write_exr_depth, write_image
+from sdgs.batch import DataError
+from sdgs.io import read_exr_depth, read_stack, write_exr_depth, write_image
 from sdgs.optics import FOD500, Camera
 
 __all__ = ["FoD500Dataset", "FoD500DataModule", "write_fod500_sample", "fod500_indices"]

@@ -17,50 +17,16 @@ the scenes (sorted by name) are split by ``val_fraction`` / ``test_fraction``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from datamodules.base import FocalStackDataModule, StackDataset, make_item, require_dir
-from datamodules.io import IMAGE_SUFFIXES, DataError, read_depth, read_stack
-from sdgs.optics import Camera, get_camera
+from sdgs.batch import DataError
+from sdgs.io import DEPTH_NAMES, read_depth, read_stack, read_stack_json
+from sdgs.optics import Camera
 
-__all__ = ["FocalStackFolderDataset", "FocalStackFolderDataModule", "read_stack_json"]
-
-DEPTH_NAMES = ("depth.png", "depth.exr", "depth.npy")
-
-
-def read_stack_json(scene: Path) -> tuple[list[Path], list[float], Camera]:
-    """Images (in stack order), focus distances (m) and camera of one scene folder."""
-    meta_path = scene / "stack.json"
-    if not meta_path.is_file():
-        raise DataError(f"missing {meta_path}: every scene folder needs a stack.json with focus_distances_m")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{meta_path} is not valid JSON: {err}") from err
-    if "focus_distances_m" not in meta:
-        raise DataError(f"{meta_path} lacks 'focus_distances_m' (one focus distance in metres per image)")
-    if "images" in meta:
-        images = [scene / name for name in meta["images"]]
-    else:
-        images = sorted(p for p in scene.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.stem.lower() != "depth")
-    focus = [float(d) for d in meta["focus_distances_m"]]
-    if len(focus) != len(images):
-        raise DataError(
-            f"{meta_path}: {len(focus)} focus distances for {len(images)} images in {scene}; give one per image"
-        )
-    if len(images) < 1:
-        raise DataError(f"{scene} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    cam_spec = meta.get("camera")
-    if cam_spec is None:
-        raise DataError(f"{meta_path} lacks 'camera': a preset name (fod500, nyuv2, d3net) or Camera fields")
-    try:
-        camera = get_camera(cam_spec) if isinstance(cam_spec, str) else Camera.from_json(cam_spec)
-    except (TypeError, ValueError) as err:
-        raise DataError(f"{meta_path}: bad camera: {err}") from err
-    return images, focus, camera
+__all__ = ["FocalStackFolderDataset", "FocalStackFolderDataModule"]
 
 
 class FocalStackFolderDataset(StackDataset):
@@ -117,7 +83,9 @@ class FocalStackFolderDataModule(FocalStackDataModule):
         return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "stack.json").is_file())
 
     def build_datasets(self) -> dict[str, StackDataset]:
-        root = require_dir(self.root, "focal-stack folder", "pass --data.root; see README 'Your own focal stacks'")
+        root = require_dir(
+            self.root, "focal-stack folder", "pass --data.root; see docs/usage.md 'Your own focal stacks'"
+        )
         if (root / "train").is_dir():
             splits = {s: self._scenes(root / s) if (root / s).is_dir() else [] for s in ("train", "val", "test")}
             splits["val"] = splits["val"] or splits["train"][-1:]

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from datamodules.base import FocalStackDataModule, StackDataset, make_item
 from datamodules.defocus import synthesize_stack_cached
-from datamodules.io import DataError
+from sdgs.batch import DataError
 from sdgs.metrics import EIGEN_CROP
 from sdgs.optics import NYUV2, Camera, get_camera
 

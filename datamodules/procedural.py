@@ -26,7 +26,7 @@ from torch import Tensor
 
 from datamodules.base import FocalStackDataModule, StackDataset, make_item
 from datamodules.defocus import synthesize_focal_stack
-from datamodules.io import DataError
+from sdgs.batch import DataError
 from sdgs.optics import FOD500, Camera, get_camera
 
 __all__ = ["make_scene", "render_scene", "ProceduralDataset", "SyntheticDataModule", "write_procedural_dataset"]

@@ -42,7 +42,7 @@ def write_dfd_scene(data: Path, index: int, root: Path) -> Path:
     from dataclasses import replace
 
     from datamodules.defocus import synthesize_focal_stack
-    from datamodules.io import write_image
+    from sdgs.io import write_image
     from sdgs.optics import NYUV2
 
     rgbs = sorted((data / "rgb").rglob("*.JPG"))

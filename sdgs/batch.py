@@ -1,7 +1,7 @@
 """The batch contract between the data (``datamodules``) and everything that consumes it (``sdgs``).
 
-``datamodules`` imports this module; ``sdgs`` never imports ``datamodules`` (only the command-line tools do,
-to build a dataset a user names). A training/validation/test batch is a dict::
+``datamodules`` imports this module; the library never imports ``datamodules`` (only the command-line layer,
+:mod:`sdgs.cli`, does, to build a dataset a user names). A training/validation/test batch is a dict::
 
     stack           (B, S, 3, H, W)  defocused images in [0, 1]
     focus_distance  (B, S)           m

@@ -1,4 +1,4 @@
-"""bench.train's bookkeeping: learning curves from a run folder's CSV logs, and the issue-10 bar."""
+"""bench.train's bookkeeping: learning curves from a run folder's CSV logs, and the quality bar."""
 
 from __future__ import annotations
 
@@ -87,3 +87,58 @@ def test_seed_groups_pair_each_family_and_variant() -> None:
         variant["self-supervised"][0] == "procedural"
         and variant["supervised"][2] == "procedural-supervised-photometric-seed-2"
     )
+
+
+PLANS = sorted((Path(__file__).resolve().parents[1] / "lightning_configs" / "experiments").glob("*.yaml"))
+
+
+def test_plan_expands_seeds_and_test_sets(tmp_path: Path) -> None:
+    from bench.train import load_plan
+
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(
+        "config: lightning_configs/quickstart.yaml\n"
+        "groups:\n"
+        "  - rows: [self-supervised, constant]\n"
+        "    budget_s: 60\n"
+        "    experiments:\n"
+        "      - name: x\n"
+        "        seeds: [0, 2]\n"
+        "        description: 'x{seed_note}'\n"
+        "        overrides: {model.lr: 0.1, data.init_args.data_dir: '{results}/x'}\n"
+        "        tested_on: {geometric: 'x on geometric'}\n"
+    )
+    plan = load_plan(plan_file, results="R")
+    (group,) = plan.groups
+    assert [e.name for e in group.experiments] == ["x", "x-seed-2", "x-geometric", "x-seed-2-geometric"]
+    assert group.experiments[1].overrides == {"model.lr": 0.1, "data.init_args.data_dir": "R/x", "seed_everything": 2}
+    assert group.experiments[3].trained_in == "x-seed-2"
+    assert group.experiments[3].overrides["data.init_args.texture"] == "geometric"
+    assert plan.descriptions["x-seed-2"] == "x, seed_everything=2" and plan.descriptions["x"] == "x"
+    assert group.rows == ("self-supervised", "constant") and group.budget_s == 60
+
+
+@pytest.mark.parametrize("plan_file", PLANS, ids=lambda p: p.stem)
+def test_every_planned_experiment_parses_through_the_cli(plan_file: Path) -> None:
+    """Each experiment's config + overrides is a valid ``sdgs fit`` configuration; seed comparisons name
+    experiments of the plan with both network rows."""
+    from bench.train import load_plan
+    from sdgs.cli.lightning import parse_config
+
+    plan = load_plan(plan_file)
+    experiments = {e.name: e for g in plan.groups for e in g.experiments}
+    assert set(plan.descriptions) == set(experiments) and all(plan.descriptions.values())
+    seen = set()
+    for exp in experiments.values():
+        options = tuple(f"--{k}={v}" for k, v in exp.overrides.items())
+        if (exp.config, options) in seen:
+            continue
+        seen.add((exp.config, options))
+        cfg = parse_config(["--config", exp.config, *options])
+        for key, value in exp.overrides.items():
+            node = cfg
+            for part in key.split("."):
+                node = node[part]
+            assert str(node).lower() in (str(value).lower(), "none" if value == "null" else "-"), key
+    for comparison, rows in plan.seed_groups.items():
+        assert all(name in experiments for names in rows.values() for name in names), comparison

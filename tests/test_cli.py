@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,10 @@ def test_fit_then_test_writes_metrics_and_checkpoints(tmp_path: Path) -> None:
 
 def test_print_config_and_bad_configs(tmp_path: Path) -> None:
     proc = sdgs("fit", "--config", CFG, "--print_config", cwd=tmp_path)
-    assert "\nsplat:\n  cache_dir: cache/splat\n  iters: 0\n" in proc.stdout and "SyntheticDataModule" in proc.stdout
+    printed = yaml.safe_load(proc.stdout)
+    assert printed["splat"]["cache_dir"] == "cache/splat" and printed["splat"]["iters"] == 0
+    assert printed["splat"]["sweep_planes"] == 32  # every SplatFitConfig field is a splat option
+    assert printed["data"]["class_path"].endswith("SyntheticDataModule")
     bad_key = sdgs("fit", "--config", CFG, "--model.no_such_key=1", cwd=tmp_path, check=False)
     assert bad_key.returncode != 0 and "no_such_key" in bad_key.stderr
     bad_class = sdgs("fit", "--config", CFG, "--data=datamodules.NoSuchDataModule", cwd=tmp_path, check=False)

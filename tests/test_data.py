@@ -20,8 +20,8 @@ from datamodules import (
 )
 from datamodules.base import FocalStackDataModule, StackDataset, make_item
 from datamodules.fod500 import FoD500Dataset, write_fod500_sample
-from datamodules.io import read_exr_depth, read_image, write_exr_depth, write_image
 from datamodules.procedural import make_scene, write_procedural_dataset
+from sdgs.io import read_exr_depth, read_image, write_exr_depth, write_image
 from sdgs.optics import FOD500, NYUV2
 
 

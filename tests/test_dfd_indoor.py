@@ -14,7 +14,7 @@ from PIL import Image
 
 from datamodules import DataError, DFDIndoorDataModule
 from datamodules.dfd_indoor import fill_depth_holes, pair_by_timestamp
-from datamodules.io import write_image
+from sdgs.io import write_image
 from sdgs.optics import DFD_INDOOR, NYUV2, get_camera
 
 H, W = 24, 36

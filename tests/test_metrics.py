@@ -10,7 +10,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from sdgs.metrics import DepthMetrics, per_image_depth_errors
+from sdgs.metrics import (
+    DepthMetrics,
+    delta_fraction,
+    error_maps,
+    image_mean,
+    per_image_depth_errors,
+    valid_mask,
+)
 
 
 def _img(values) -> torch.Tensor:
@@ -59,6 +66,80 @@ def test_eigen_hand_values_log10_and_crop() -> None:
         pred_full[..., row, col] = 2.0
         cropped, _ = per_image_depth_errors(pred_full, gt_full, "eigen", eigen_crop=True)
         assert float(cropped["abs_rel"]) == pytest.approx(1.0 / (426 * 560) if inside else 0.0), (row, col)
+
+
+def _random_pair(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Depth maps (3, 1, 6, 7) with invalid GT (0, inf), GT beyond the DFV clip and zero predictions."""
+    g = torch.Generator().manual_seed(seed)
+    gt = torch.rand(3, 1, 6, 7, generator=g, dtype=torch.float64) * 4
+    gt[0, 0, 0, :3] = 0.0
+    gt[1, 0, 2, 2] = float("inf")
+    gt[2] = 0.0  # no valid pixel
+    pred = (gt * (1 + 0.5 * torch.randn(3, 1, 6, 7, generator=g, dtype=torch.float64))).clamp_min(0)
+    pred[0, 0, 5, :2] = 0.0
+    pred[1, 0, 3, 4] = 12.0
+    return pred, gt
+
+
+def _brute_force(pred: torch.Tensor, gt: torch.Tensor, protocol: str, near_max=None) -> dict[str, list]:
+    """The protocol's per-pixel formulas written out pixel by pixel (docs/protocols.md), per image."""
+    out: dict[str, list] = {k: [] for k in ("valid", "abs_rel", "rmse", "log_rmse", "delta1", "delta2")}
+    for b in range(pred.shape[0]):
+        rows = []
+        for p, g in zip(pred[b].flatten().tolist(), gt[b].flatten().tolist()):
+            if protocol == "dfv":
+                ok = math.isfinite(g) and g > 0 and (near_max is None or g < near_max)
+                p, g = max(min(max(p, 0.0), 1.5), 1e-6), min(max(g, 0.0), 1.5)
+            else:
+                ok = math.isfinite(g) and 1e-3 < g < 10.0
+                p = min(max(p, 1e-3), 10.0)
+            if ok:
+                rows.append((p, g))
+        out["valid"].append(len(rows))
+        n = max(len(rows), 1)
+        out["abs_rel"].append(sum(abs(p - g) / g for p, g in rows) / n)
+        out["rmse"].append(math.sqrt(sum((p - g) ** 2 for p, g in rows) / n))
+        out["log_rmse"].append(math.sqrt(sum((math.log(p) - math.log(g)) ** 2 for p, g in rows) / n))
+        for k in (1, 2):
+            out[f"delta{k}"].append(sum(max(p / g, g / p) < 1.25**k for p, g in rows) / n)  # fraction
+    return out
+
+
+@pytest.mark.parametrize(("protocol", "near_max"), [("dfv", None), ("dfv", 1.5), ("eigen", None)])
+def test_building_blocks_equal_the_brute_force_formulas(protocol: str, near_max: float | None) -> None:
+    pred, gt = _random_pair()
+    expected = _brute_force(pred, gt, protocol, near_max)
+    maps = error_maps(pred, gt, protocol, near_max=near_max)
+    valid = maps["valid"]
+    assert torch.equal(valid, valid_mask(gt, protocol, near_max=near_max))
+    assert valid.sum((1, 2, 3)).tolist() == expected["valid"]
+    assert all(torch.isfinite(m).all() for k, m in maps.items() if k != "valid")  # finite even where invalid
+    got = {
+        "abs_rel": image_mean(maps["abs_rel"], valid),
+        "rmse": image_mean(maps["sq_err"], valid).sqrt(),
+        "log_rmse": image_mean(maps["log_ratio"] ** 2, valid).sqrt(),
+        "delta1": delta_fraction(maps["delta_ratio"], valid, 1),
+        "delta2": delta_fraction(maps["delta_ratio"], valid, 2),
+    }
+    for key, values in got.items():
+        assert values.tolist() == pytest.approx(expected[key], rel=1e-12, abs=1e-12), key
+    # per_image_depth_errors is those blocks, with δ in the protocol's unit (DFV percent, Eigen fraction)
+    errors, has = per_image_depth_errors(pred, gt, protocol, near_max=near_max)
+    assert has.tolist() == [n > 0 for n in expected["valid"]]
+    scale = 100.0 if protocol == "dfv" else 1.0
+    assert errors["delta1"].tolist() == pytest.approx([scale * v for v in expected["delta1"]], rel=1e-12)
+    assert errors["abs_rel"].tolist() == pytest.approx(expected["abs_rel"], rel=1e-12, abs=1e-12)
+    rmse_log = errors["log_rmse" if protocol == "dfv" else "rmse_log"]
+    assert rmse_log.tolist() == pytest.approx(expected["log_rmse"], rel=1e-12, abs=1e-12)
+
+
+def test_valid_mask_eigen_crop_scales_with_the_image() -> None:
+    gt = torch.ones(1, 1, 240, 320)
+    mask = valid_mask(gt, "eigen", eigen_crop=True)[0, 0]
+    rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+    assert (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1) == (22, 236, 20, 300)  # 45/2 ...
+    with pytest.raises(ValueError, match="protocol"):
+        valid_mask(gt, "median")
 
 
 def test_metric_is_mean_of_per_image_values() -> None:

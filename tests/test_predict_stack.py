@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 
 from datamodules.defocus import synthesize_focal_stack
-from datamodules.io import write_image
 from datamodules.procedural import scene_camera
+from sdgs.cli.predict_stack import working_camera
+from sdgs.io import write_image
 from sdgs.optics import FOD500
-from sdgs.predict_stack import working_camera
 
 REPO = Path(__file__).resolve().parents[1]
 FOCUS = (0.1, 0.15, 0.3, 0.7, 1.5)

@@ -18,10 +18,10 @@ from PIL import Image
 
 from datamodules import DataError, FocalStackFolderDataModule
 from datamodules.fod500 import FoD500Dataset, image_path, write_fod500_sample
-from datamodules.io import read_image
 from sdgs.cli import synth_main
-from sdgs.lit.cli import run_lightning_cli
-from sdgs.predict import predict_main, summarize, unique_stems
+from sdgs.cli.lightning import run_lightning_cli
+from sdgs.cli.predict import predict_main, summarize, unique_stems
+from sdgs.io import read_image
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = str(REPO / "lightning_configs" / "quickstart.yaml")

@@ -206,12 +206,35 @@ def test_sweep_planes_uniform_in_log_inverse_depth() -> None:
         sweep_planes(CAM, dc_replace(cfg, sweep_spacing="cubic"), torch.float64, torch.device("cpu"))
 
 
-def test_every_fit_setting_has_command_line_help() -> None:
+def test_the_stage_arguments_and_their_help_come_from_the_fit_config() -> None:
+    import inspect
     from dataclasses import fields
 
-    from sdgs.splatting.fit import CONFIG_HELP
+    helps = SplatFitConfig.help()
+    assert set(helps) == {f.name for f in fields(SplatFitConfig)} and all(helps.values())
+    params = inspect.signature(GaussianSplattingStage.__init__).parameters
+    for f in fields(SplatFitConfig):  # every setting an argument, with the dataclass's default and help
+        assert params[f.name].default == f.default, f.name
+        assert f"{f.name}: {helps[f.name]}" in GaussianSplattingStage.__doc__
+    stage = GaussianSplattingStage(sweep_planes=7, backend="torch", render_layers=4)
+    assert stage.config == SplatFitConfig(sweep_planes=7, backend="torch") and stage.renderer.num_layers == 4
+    with pytest.raises(TypeError):
+        GaussianSplattingStage(no_such_setting=1)
 
-    assert {f.name for f in fields(SplatFitConfig)} == set(CONFIG_HELP)
+
+def test_splat_settings_are_parsed_by_the_cli_with_every_config_and_override(tmp_path: Path) -> None:
+    from sdgs.cli.lightning import splat_settings
+
+    configs = Path(__file__).resolve().parents[1] / "lightning_configs"
+    quick = splat_settings(configs / "quickstart.yaml")
+    assert quick["iters"] == 0 and quick["sweep_planes"] == SplatFitConfig().sweep_planes
+    assert quick["cache_dir"] == "cache/splat"
+    fragment = tmp_path / "fragment.yaml"
+    fragment.write_text("splat:\n  num_layers: 4\n")
+    got = splat_settings(configs / "fod500.yaml", "--config", str(fragment), "--splat.sweep_filter=box")
+    assert (got["iters"], got["num_layers"], got["sweep_filter"]) == (32, 4, "box")
+    with pytest.raises(SystemExit):  # jsonargparse validates: not a hand-merge
+        splat_settings(configs / "quickstart.yaml", "--splat.sweep_filter=median")
 
 
 def test_attach_brings_the_radiance_to_the_augmented_colours(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
-"""The package layout the README describes: ``datamodules`` → ``sdgs``, never back (except the command-line
-tools, which build the dataset a user names); the renderer holds the renderer, the splatting stage has one home."""
+"""The package layout the README describes, in layers that import downwards only:
+``sdgs`` (the library) <- ``datamodules`` <- ``sdgs.cli`` (every entry point) <- ``bench``. No exceptions:
+the library never imports ``datamodules`` or ``sdgs.cli``, the datamodules never import ``sdgs.cli``. The
+renderer holds the renderer, the splatting stage has one home."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-CLI_TOOLS = {"sdgs/cli.py", "sdgs/predict.py", "sdgs/predict_stack.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -22,13 +23,34 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_sdgs_never_imports_datamodules_outside_the_cli_tools() -> None:
-    offenders = {
-        str(p.relative_to(REPO)): sorted(m for m in imported_modules(p) if m.split(".")[0] == "datamodules")
-        for p in (REPO / "sdgs").rglob("*.py")
-        if str(p.relative_to(REPO)) not in CLI_TOOLS
+def _back_arrows(files: list[Path], forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    """``{file: [imported modules under a forbidden prefix]}`` for the files that have any."""
+    out = {}
+    for path in files:
+        bad = sorted(
+            m for m in imported_modules(path) if m in forbidden or m.startswith(tuple(f + "." for f in forbidden))
+        )
+        if bad:
+            out[str(path)] = bad
+    return out
+
+
+def test_the_library_imports_neither_datamodules_nor_the_command_line_layer() -> None:
+    library = [p for p in (REPO / "sdgs").rglob("*.py") if (REPO / "sdgs" / "cli") not in p.parents]
+    assert len(library) > 20
+    assert _back_arrows(library, ("datamodules", "sdgs.cli")) == {}
+
+
+def test_datamodules_do_not_import_the_command_line_layer() -> None:
+    assert _back_arrows(sorted((REPO / "datamodules").rglob("*.py")), ("sdgs.cli",)) == {}
+
+
+def test_the_back_arrow_check_sees_an_import(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("from sdgs.cli.lightning import make_cli\nimport datamodules.base\nimport sdgs.clip\n")
+    assert _back_arrows([probe], ("datamodules", "sdgs.cli")) == {
+        str(probe): ["datamodules.base", "sdgs.cli.lightning"]
     }
-    assert {k: v for k, v in offenders.items() if v} == {}
 
 
 def test_renderer_does_not_import_the_splatting_stage() -> None:
@@ -47,3 +69,17 @@ def test_batched_camera_is_one_way_from_every_source() -> None:
     assert torch.equal(as5.focal_length_m.flatten(), batch["focal_length_m"])
     preset = batched_camera("fod500", 4, size=(32, 48))  # a scalar camera: centred crop of its sensor
     assert (preset.height_px, preset.width_px) == (32, 48) and preset.pixel_size_m == FOD500.pixel_size_m
+
+
+def test_no_bench_script_computes_a_depth_error_by_hand() -> None:
+    """AbsRel / RMSE / δ come from :mod:`sdgs.metrics` (error maps, per-image means), never re-derived."""
+    import re
+
+    by_hand = re.compile(r"\.abs\(\)\s*/|1\.25\s*\*\*|\)\s*\*\*\s*2\)\.mean\(\)\.sqrt|torch\.maximum\([^)]*/")
+    offenders = [
+        f"{p.relative_to(REPO)}:{i}"
+        for p in sorted((REPO / "bench").glob("*.py"))
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if by_hand.search(line)
+    ]
+    assert offenders == []

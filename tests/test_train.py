@@ -49,7 +49,7 @@ def test_self_supervised_training_loss_falls_without_ground_truth(tmp_path: Path
 
 @pytest.mark.parametrize("target_space", ["abs_rel", "log_depth"])
 def test_supervised_upper_bound_trains(tmp_path: Path, target_space: str) -> None:
-    """``abs_rel`` is the report's supervised row (sdgs.report); both depth losses must train."""
+    """``abs_rel`` is the report's supervised row (sdgs.cli.report); both depth losses must train."""
     losses, *_ = _fit(
         tmp_path, 20, supervised=True, target_space=target_space, blur_weight=0.0, depth_render_weight=0.0
     )
@@ -142,7 +142,7 @@ def test_trained_depth_depends_on_the_image(tmp_path: Path) -> None:
     """A trained SDNet's depth follows the scene it sees, not a depth prior: on held-out scenes at one focus
     distance, each prediction is closer to its own scene's ground truth than to another scene's.
 
-    A network that outputs the same map whatever the image (the defect of issue 10) scores the two the same
+    A network that outputs the same map whatever the image (a depth prior) scores the two the same
     on average; the untrained network is checked to be that far from passing.
     """
     L.seed_everything(0, workers=True)

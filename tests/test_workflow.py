@@ -105,7 +105,7 @@ def test_predict_on_photos_writes_outputs_and_skips_bad_files(tmp_path: Path) ->
 
 
 def test_table_writer_shows_needs_data_and_peers(tmp_path: Path) -> None:
-    from sdgs.report import write_table
+    from sdgs.cli.report import write_table
 
     metrics = {"test/abs_rel": 0.2, "test/rmse": 0.3, "test/delta1": 60.0, "test/bumpiness": 1.0,
                "test/near/abs_rel": 0.25, "test/near/rmse": 0.2}  # fmt: skip

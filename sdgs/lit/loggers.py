@@ -1,6 +1,6 @@
 """Loggers whose folder defaults to the run folder.
 
-``save_dir=None`` (the default in ``lightning_configs/base.yaml``) is filled in by :class:`~sdgs.lit.cli.SDGSCLI`
+``save_dir=None`` (the default in ``lightning_configs/base.yaml``) is filled in by :class:`~sdgs.cli.lightning.SDGSCLI`
 with ``trainer.default_root_dir``, so one run folder holds a run's logs, W&B files and checkpoints.
 W&B logs offline unless the environment asks for online logging.
 """

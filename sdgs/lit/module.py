@@ -76,14 +76,13 @@ class SDGSModule(L.LightningModule):
             depth (the space AbsRel and δ live in); ``"abs_rel"`` = AbsRel itself, ``|z - z*| / z*`` (its
             minimiser errs near, as AbsRel rewards); ``"coc"`` = SDNet signed-CoC L1 (px) and DepthNet relative
             inverse-depth L1. None (default): ``log_depth`` for the splatting targets, ``abs_rel`` with
-            ``supervised``: the better loss of each in ``make bench-train`` (self-supervised AbsRel 0.459
-            with ``log_depth``, 0.474 with ``abs_rel``; ground truth 0.418 with ``abs_rel``, 0.563 with
-            ``log_depth`` in the run before this default, commit 56e8bb3).
+            ``supervised``: the better loss of each in ``make bench-train`` (experiments
+            ``procedural-abs-rel-loss`` and ``procedural-supervised-log-depth``, docs/results.md).
         loss_far_m: with ``log_depth`` or ``abs_rel``, clip depths beyond this (m) in the loss, as a clipping
             metric protocol does (DFV: 1.5 m); None = no clip.
         use_confidence: weight the self-supervised terms by the splatting stage's confidence (few pixels, mostly
             textured near ones). It trades δ1 and RMSE for near AbsRel and holds on unseen textures
-            (bench/quickstart.json: ``procedural`` vs ``procedural-no-confidence``; docs/method.md "Losses").
+            (experiments ``procedural`` vs ``procedural-no-confidence``; docs/method.md "Losses").
             Ground truth (``supervised``) weighs every valid pixel.
         siamese_weight: agreement of the inverse depths two branches imply (<= 0.1: alone it pushes
             towards a focus-independent output).

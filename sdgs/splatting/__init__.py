@@ -5,10 +5,10 @@ focal stack (analysis by synthesis) and hands the result to the networks.
   renderer, confidence) and its :class:`SplatFitConfig` / :class:`SplatFit`;
 * :mod:`~sdgs.splatting.cache` — :class:`SplatCache`, the atomic on-disk cache of fits;
 * :mod:`~sdgs.splatting.stage` — :class:`GaussianSplattingStage`, the shared Lightning callback that attaches
-  fits to batches, and :func:`fit_and_cache`;
-* :mod:`~sdgs.splatting.precompute` — ``sdgs splat``, which fills the cache ahead of training.
+  fits to batches, and :func:`fit_and_cache`.
 
-The renderer it fits through is :mod:`sdgs.render`.
+The renderer it fits through is :mod:`sdgs.render`. The command that fills the cache ahead of training,
+``sdgs splat``, belongs to the command-line layer (:mod:`sdgs.cli.splat`).
 """
 
 from sdgs.splatting.cache import SplatCache

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Literal
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
 
 import kornia
 import torch
@@ -52,7 +52,7 @@ from sdgs.optics import (
 from sdgs.render.defocus import render_defocus
 
 __all__ = [
-    "CONFIG_HELP",
+    "FIT_ALGORITHM_VERSION",
     "SplatFitConfig",
     "SplatFit",
     "fit_gaussians",
@@ -62,64 +62,68 @@ __all__ = [
 ]
 
 
+#: Version of the fitting algorithm, part of every cache key: bump it when the algorithm changes (invalidates caches).
+FIT_ALGORITHM_VERSION = 2
+
+
+def _setting(default: Any, help_text: str) -> Any:
+    """A :class:`SplatFitConfig` field: its default and its one-line help (CLI options and docs derive from it)."""
+    return field(default=default, metadata={"help": help_text})
+
+
 @dataclass(frozen=True)
 class SplatFitConfig:
     """Settings of :func:`fit_gaussians`; the cache key hashes them.
 
-    Defaults reach the issue's targets on procedural FoD500-like scenes at 128 px on 2 CPU cores (see
-    ``bench/splat.json``).
+    The one source of the splatting settings: each field's default and help (``metadata["help"]``) make the
+    ``splat.*`` options of ``sdgs fit`` (:class:`~sdgs.splatting.GaussianSplattingStage`'s arguments) and the
+    options of ``sdgs predict --stack``. The defaults are tuned on procedural FoD500-like scenes at 128 px on
+    2 CPU cores (``make bench-splat``).
     """
 
-    iters: int = 16
-    lr: float = 0.05
-    radiance_lr: float = 0.01
-    refine_radiance: bool = True
-    coarse_fraction: float = 0.75
-    init: Literal["sweep", "far"] = "sweep"
-    init_depth_m: float = 2.0
-    sweep_planes: int = 32
-    sweep_window: int = 15
-    sweep_spacing: Literal["inverse", "log_inverse"] = "log_inverse"
-    sweep_filter: Literal["box", "guided"] = "guided"
-    sweep_guided_eps: float = 1e-3
-    sweep_temperature: float = 0.001
-    num_layers: int = 8
-    ssim_weight: float = 0.85
-    smooth_weight: float = 0.02
-    sigma_per_coc: float = SIGMA_PER_COC
-    backend: str = "auto"
-    confidence_rel_error: float = 0.3
-    fit_stride: int = 1
-    version: int = 2  # bump when the algorithm changes: invalidates caches
+    iters: int = _setting(16, "optimisation steps (the first coarse_fraction at half the working size)")
+    lr: float = _setting(0.05, "Adam learning rate of the depth logit")
+    radiance_lr: float = _setting(0.01, "Adam learning rate of the radiance")
+    refine_radiance: bool = _setting(
+        True, "also optimise the all-in-focus radiance (else keep the sharpness composite)"
+    )
+    coarse_fraction: float = _setting(0.75, "fraction of the steps run at half the working size")
+    init: Literal["sweep", "far"] = _setting(
+        "sweep", "initial depth: 'sweep' (plane sweep over the camera's depth range) or 'far' (init_depth_m)"
+    )
+    init_depth_m: float = _setting(2.0, "initial depth of init='far' (m)")
+    sweep_planes: int = _setting(32, "planes of the initial sweep over the camera's depth range")
+    sweep_window: int = _setting(15, "window (px) over which the sweep aggregates its photometric error")
+    sweep_spacing: Literal["inverse", "log_inverse"] = _setting(
+        "log_inverse", "sweep planes uniform in 'log_inverse' depth (constant relative steps) or in 'inverse' depth"
+    )
+    sweep_filter: Literal["box", "guided"] = _setting(
+        "guided", "aggregation of the sweep's error: 'guided' (edge-aware, radiance as guide) or 'box'"
+    )
+    sweep_guided_eps: float = _setting(1e-3, "regularisation of the guided filter (larger = closer to a box)")
+    sweep_temperature: float = _setting(
+        0.001, "soft-argmin temperature over the sweep planes (small = nearly the argmin)"
+    )
+    num_layers: int = _setting(8, "depth layers of the renderer's compositing")
+    ssim_weight: float = _setting(0.85, "weight of 1 - SSIM in the photometric loss (the rest is L1)")
+    smooth_weight: float = _setting(0.02, "weight of the edge-aware inverse-depth smoothness")
+    sigma_per_coc: float = _setting(SIGMA_PER_COC, "Gaussian PSF sigma per CoC diameter")
+    backend: Literal["auto", "torch", "gsplat"] = _setting(
+        "auto", "renderer: auto (= torch, the faster one measured), torch or gsplat (CUDA)"
+    )
+    confidence_rel_error: float = _setting(0.3, "relative depth error at which the confidence is 0.5")
+    fit_stride: int = _setting(
+        1, "fit at 1/fit_stride of the stack's size (camera resized), outputs upsampled: large photos"
+    )
 
     def key(self) -> dict:
-        return asdict(self)
+        """The settings and :data:`FIT_ALGORITHM_VERSION`: what a cached fit depends on besides data and camera."""
+        return {**asdict(self), "version": FIT_ALGORITHM_VERSION}
 
-
-#: One line per :class:`SplatFitConfig` field (command-line help of ``sdgs predict --stack``).
-CONFIG_HELP = {
-    "iters": "optimisation steps (the first coarse_fraction at half the working size)",
-    "lr": "Adam learning rate of the depth logit",
-    "radiance_lr": "Adam learning rate of the radiance",
-    "refine_radiance": "also optimise the all-in-focus radiance (else keep the sharpness composite)",
-    "coarse_fraction": "fraction of the steps run at half the working size",
-    "init": "initial depth: 'sweep' (plane sweep over the camera's depth range) or 'far' (init_depth_m)",
-    "init_depth_m": "initial depth of init='far' (m)",
-    "sweep_planes": "planes of the initial sweep over the camera's depth range",
-    "sweep_window": "window (px) over which the sweep aggregates its photometric error",
-    "sweep_spacing": "sweep planes uniform in 'log_inverse' depth (constant relative steps) or in 'inverse' depth",
-    "sweep_filter": "aggregation of the sweep's error: 'guided' (edge-aware, radiance as guide) or 'box'",
-    "sweep_guided_eps": "regularisation of the guided filter (larger = closer to a box)",
-    "sweep_temperature": "soft-argmin temperature over the sweep planes (small = nearly the argmin)",
-    "num_layers": "depth layers of the renderer's compositing",
-    "ssim_weight": "weight of 1 - SSIM in the photometric loss (the rest is L1)",
-    "smooth_weight": "weight of the edge-aware inverse-depth smoothness",
-    "sigma_per_coc": "Gaussian PSF sigma per CoC diameter",
-    "backend": "renderer: auto (= torch, the faster one measured), torch or gsplat (CUDA)",
-    "confidence_rel_error": "relative depth error at which the confidence is 0.5",
-    "fit_stride": "fit at 1/fit_stride of the stack's size (camera resized), outputs upsampled: large photos",
-    "version": "fitting-algorithm version (part of the cache key; not an option)",
-}
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """One line of help per field (command-line help)."""
+        return {f.name: f.metadata["help"] for f in fields(cls)}
 
 
 @dataclass

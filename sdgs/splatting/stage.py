@@ -16,9 +16,12 @@ rendered-loss terms, so one renderer instance serves every stage.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
+import typing
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import torch
@@ -26,7 +29,6 @@ from torch import Tensor
 from torch.utils.data import default_collate
 
 from sdgs.batch import apply_crop
-from sdgs.optics import SIGMA_PER_COC
 from sdgs.render import DefocusRenderer
 from sdgs.splatting.cache import SplatCache
 from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
@@ -86,37 +88,24 @@ def fit_and_cache(
 class GaussianSplattingStage(L.Callback):
     """Shared Gaussian-splatting stage (module docstring).
 
+    Every :class:`SplatFitConfig` field is also a keyword argument (``splat.<field>`` in the configs, with the
+    field's default and help; the signature below is derived from the dataclass), besides:
+
     Args:
         cache_dir: where fits are cached (shared between runs and DDP ranks).
-        iters, lr, num_layers, init, coarse_fraction: fitting settings (:class:`SplatFitConfig`).
-        sigma_per_coc: PSF sigma per CoC, for the fits and the shared renderer.
-        backend: renderer backend (``auto`` = ``torch``, measured faster on CUDA too; ``gsplat`` on CUDA).
         render_layers: depth layers of the shared renderer used by the modules' losses.
         fit_batch_size: scenes fitted together when entries are missing.
-        fit_stride: fit at ``1/fit_stride`` of the samples' size (:class:`SplatFitConfig`).
     """
 
     def __init__(
-        self,
-        cache_dir: str = "cache/splat",
-        iters: int = 16,
-        lr: float = 0.05,
-        num_layers: int = 8,
-        init: Literal["sweep", "far"] = "sweep",
-        coarse_fraction: float = 0.75,
-        sigma_per_coc: float = SIGMA_PER_COC,
-        backend: Literal["auto", "torch", "gsplat"] = "auto",
-        render_layers: int = 8,
-        fit_batch_size: int = 8,
-        fit_stride: int = 1,
+        self, cache_dir: str = "cache/splat", render_layers: int = 8, fit_batch_size: int = 8, **fit_settings: Any
     ) -> None:
         super().__init__()
         self.cache_dir = cache_dir
-        self.config = SplatFitConfig(
-            iters=iters, lr=lr, num_layers=num_layers, init=init, coarse_fraction=coarse_fraction,
-            sigma_per_coc=sigma_per_coc, backend=backend, fit_stride=fit_stride,
-        )  # fmt: skip
-        self.renderer = DefocusRenderer(backend=backend, num_layers=render_layers, sigma_per_coc=sigma_per_coc)
+        self.config = SplatFitConfig(**fit_settings)
+        self.renderer = DefocusRenderer(
+            backend=self.config.backend, num_layers=render_layers, sigma_per_coc=self.config.sigma_per_coc
+        )
         self.fit_batch_size = fit_batch_size
         self._datamodule = None
         self._caches: dict[str, SplatCache] = {}
@@ -199,3 +188,29 @@ class GaussianSplattingStage(L.Callback):
                 self.config.key(),
                 saved,
             )
+
+
+def _derive_arguments_from_the_fit_config(cls: type) -> None:
+    """Give ``cls.__init__`` the signature ``(own arguments, *, <every SplatFitConfig field>)`` and add the
+    fields' help to the class docstring's ``Args``: jsonargparse (``sdgs fit --splat.*``, ``--help``) reads
+    both, so the options, their defaults and their help come from :class:`SplatFitConfig` alone."""
+    own_hints = typing.get_type_hints(cls.__init__)
+    own = [
+        p.replace(annotation=own_hints.get(p.name, p.annotation))
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.kind is not p.VAR_KEYWORD
+    ]
+    hints = typing.get_type_hints(SplatFitConfig)
+    fit = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+        for f in dataclasses.fields(SplatFitConfig)
+    ]
+    cls.__init__.__signature__ = inspect.Signature([*own, *fit])
+    cls.__doc__ = (
+        (cls.__doc__ or "").rstrip()
+        + "\n"
+        + "".join(f"        {name}: {text}\n" for name, text in SplatFitConfig.help().items())
+    )
+
+
+_derive_arguments_from_the_fit_config(GaussianSplattingStage)

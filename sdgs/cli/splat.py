@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 
 from sdgs.batch import DataError
-from sdgs.lit.cli import SDGSCLI, RunFolderError, make_cli
+from sdgs.cli.lightning import SDGSCLI, RunFolderError, make_cli
 from sdgs.splatting.stage import GaussianSplattingStage, fit_and_cache
 
 __all__ = ["splat_main"]

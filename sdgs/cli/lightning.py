@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 
 from sdgs.batch import DataError
@@ -26,6 +27,7 @@ __all__ = [
     "check_config_files",
     "format_metrics",
     "make_cli",
+    "parse_config",
     "splat_settings",
     "resolve_run_folder",
     "run_lightning_cli",
@@ -34,15 +36,6 @@ __all__ = [
 #: Loaded before every --config (jsonargparse ``default_config_files``): trainer, loggers, callbacks.
 BASE_CONFIG = Path(__file__).resolve().parents[2] / "lightning_configs" / "base.yaml"
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-
-def splat_settings(config: str | Path) -> dict:
-    """The splatting-stage settings (``splat`` key) an experiment config runs with: the base's, updated by
-    the experiment's. For tools that read a config without the CLI (the results table, benchmarks)."""
-    import yaml
-
-    base = yaml.safe_load(BASE_CONFIG.read_text()).get("splat", {})
-    return {**base, **(yaml.safe_load(Path(config).read_text()).get("splat") or {})}
 
 
 class RunFolderError(ValueError):
@@ -218,6 +211,39 @@ def make_cli(argv: Sequence[str], run: bool = True, cli_class: type[SDGSCLI] | N
             run=run,
             auto_configure_optimizers=False,
         )
+
+
+class _Parsed(Exception):
+    """Carries a parsed config out of :class:`_ParseOnlyCLI` before anything is instantiated."""
+
+    def __init__(self, config: Namespace) -> None:
+        super().__init__("parsed")
+        self.config = config
+
+
+class _ParseOnlyCLI(SDGSCLI):
+    """:class:`SDGSCLI`'s parser and parsing, then stop: no seeding, no classes built, no run folder."""
+
+    def parse_arguments(self, parser, args) -> None:
+        LightningCLI.parse_arguments(self, parser, args)
+        raise _Parsed(self.config)
+
+
+def parse_config(argv: Sequence[str]) -> Namespace:
+    """The configuration ``sdgs fit ARGV`` would run with (base.yaml, every ``--config`` file in order, the
+    overrides; validated by jsonargparse), as a jsonargparse namespace, without instantiating anything."""
+    try:
+        make_cli(list(argv), run=False, cli_class=_ParseOnlyCLI)
+    except _Parsed as parsed:
+        return parsed.config
+    raise RuntimeError("the parse-only CLI returned without a config")  # pragma: no cover
+
+
+def splat_settings(config: str | Path, *overrides: str) -> dict:
+    """The splatting-stage settings (``splat`` key: :class:`GaussianSplattingStage`'s arguments) an experiment
+    config runs with, as ``sdgs fit --config CONFIG OVERRIDES`` parses them. For tools that need them without
+    running the CLI (the results table, benchmarks)."""
+    return parse_config(["--config", str(config), *overrides]).splat.as_dict()
 
 
 def run_lightning_cli(argv: Sequence[str]) -> None:

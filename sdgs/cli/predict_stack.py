@@ -1,6 +1,6 @@
 """``sdgs predict --stack DIR --out OUT``: depth with a confidence for your own focal stacks, no training.
 
-DIR is one scene folder (``stack.json`` + images, README "Your own focal stacks") or a folder of them.
+DIR is one scene folder (``stack.json`` + images, docs/usage.md, "Your own focal stacks") or a folder of them.
 Each scene is fitted by the splatting stage (:func:`sdgs.splatting.fit_gaussians`: per-pixel Gaussians
 whose defocus reproduces every image of the stack) and gets, in OUT:
 
@@ -15,8 +15,8 @@ size. Large images (downscale-and-refine, not tiling): when that working size ex
 stack is downscaled further (the pixel pitch grows with it, so the optics stay exact) and fitted at the
 reduced size; the depth is then upsampled and refined at full size by a guided filter steered by the
 full-size sharpness composite, and the all-in-focus image gets the composite's fine detail back. The fit's
-time and memory depend on ``--max_pixels``, not on the photo size; the full-size steps add a few GB at 12 MP
-(``bench/predict_stack.json``: 6.7 GB peak at 12 MP, 3.2 GB at 640x480). The working size is printed.
+time and memory depend on ``--max_pixels``, not on the photo size; the full-size steps grow linearly with the
+photo (measured by ``make bench-predict-stack``). The working size is printed.
 
 If a scene folder holds ground truth (``depth.png`` mm / ``depth.exr`` / ``depth.npy`` m, the images'
 size), AbsRel, RMSE and delta1 are printed and written to ``OUT/metrics.json`` (Eigen protocol:
@@ -44,12 +44,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datamodules.folder import DEPTH_NAMES, read_stack_json
-from datamodules.io import IMAGE_SUFFIXES, DataError, read_depth, read_image, write_image
-from sdgs.io import atomic_path, atomic_paths
+from sdgs.batch import DataError
+from sdgs.cli.predict import save_png16, summarize
+from sdgs.io import (
+    DEPTH_NAMES,
+    IMAGE_SUFFIXES,
+    atomic_path,
+    atomic_paths,
+    read_depth,
+    read_image,
+    read_stack_json,
+    write_image,
+)
 from sdgs.optics import Camera
-from sdgs.predict import save_png16, summarize
-from sdgs.splatting.fit import CONFIG_HELP, SplatFitConfig, fit_gaussians, sharpness_composite
+from sdgs.splatting.fit import SplatFitConfig, fit_gaussians, sharpness_composite
 
 __all__ = ["predict_stack_main", "working_camera", "predict_scene", "StackPrediction"]
 
@@ -266,13 +274,11 @@ def predict_stack_main(argv: Sequence[str]) -> int:
     parser.add_argument("--max_pixels", "--max-pixels", dest="max_pixels", type=int, default=MAX_PIXELS,
                         help="largest fitted size in pixels (larger stacks: downscale-and-refine)")  # fmt: skip
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    defaults = SplatFitConfig()
+    defaults, helps = SplatFitConfig(), SplatFitConfig.help()
     for f in fields(SplatFitConfig):
-        if f.name == "version":
-            continue
         names = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
         parser.add_argument(*names, dest=f.name, type=_type_of(f.name), default=getattr(defaults, f.name),
-                            help=CONFIG_HELP[f.name])  # fmt: skip
+                            help=helps[f.name])  # fmt: skip
     args = parser.parse_args(list(argv))
 
     root = Path(args.stack)
@@ -287,9 +293,7 @@ def predict_stack_main(argv: Sequence[str]) -> int:
         print(f"sdgs predict: error: no scene folders (stack.json + images) in {root}", file=sys.stderr)
         return 2
     try:
-        config = SplatFitConfig(
-            **{f.name: getattr(args, f.name) for f in fields(SplatFitConfig) if f.name != "version"}
-        )
+        config = SplatFitConfig(**{f.name: getattr(args, f.name) for f in fields(SplatFitConfig)})
     except (TypeError, ValueError) as err:
         print(f"sdgs predict: error: {err}", file=sys.stderr)
         return 2

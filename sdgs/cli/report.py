@@ -35,7 +35,7 @@ import torch
 import yaml
 
 from sdgs.baselines import constant_depth, depth_from_focus
-from sdgs.lit.cli import splat_settings
+from sdgs.cli.lightning import splat_settings
 from sdgs.metrics import DFV_CLIP_M
 
 __all__ = ["Experiment", "load_experiments", "run_table", "write_table"]

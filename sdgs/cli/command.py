@@ -50,7 +50,7 @@ def synth_main(argv: Sequence[str]) -> int:
 
 
 def _splat(argv: Sequence[str]) -> int:
-    from sdgs.splatting.precompute import splat_main
+    from sdgs.cli.splat import splat_main
 
     return splat_main(argv)
 
@@ -60,10 +60,10 @@ TOOLS: dict[str, Callable[[Sequence[str]], int]] = {"synth": synth_main, "splat"
 
 def _user_predict(argv: Sequence[str]) -> int:
     if _has_option(argv, "--stack"):
-        from sdgs.predict_stack import predict_stack_main
+        from sdgs.cli.predict_stack import predict_stack_main
 
         return predict_stack_main(argv)
-    from sdgs.predict import predict_main
+    from sdgs.cli.predict import predict_main
 
     return predict_main(argv)
 
@@ -79,11 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int | None:
         return TOOLS[argv[0]](argv[1:])
     if argv[:1] == ["predict"] and (_has_option(argv, "--input") or _has_option(argv, "--stack")):
         return _user_predict(argv[1:])  # photos / focal stacks -> depth files; `--config` stays LightningCLI
-    from sdgs.lit.cli import run_lightning_cli
+    from sdgs.cli.lightning import run_lightning_cli
 
     run_lightning_cli(argv)
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

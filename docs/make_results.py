@@ -1,0 +1,653 @@
+"""Generate the results pages from the benchmark JSONs: every figure in them comes from the data.
+
+    python -m docs.make_results            (make docs) rewrites docs/results.md, docs/benchmarks.md,
+                                           docs/single_image.md and the README's figure and results-table blocks
+    python -m docs.make_results --check    exits 1 and names the files that are not current
+
+Sources (each optional: a missing JSON drops its rows and sections, nothing else): ``bench/real.json`` (real
+photographs), ``bench/quickstart.json`` and ``bench/train_long.json`` (``make bench-train``,
+``make bench-train-long``), ``bench/splat.json``, ``bench/splat_real.json``, ``bench/confidence.json``,
+``bench/texture_error.json``, ``bench/single_image_real.json``, ``bench/data.json``, ``bench/render.json``,
+``bench/predict_stack.json``, ``bench/single_image_oracle.json`` (the page ``docs/single_image.md``, laid out
+by :func:`bench.single_image_oracle.single_image_page`) and ``results/table.json`` (``make reproduce-table``: the
+published peers).
+
+δ1 is shown in percent everywhere; each JSON says in its ``protocol`` whether it stores a fraction (Eigen)
+or percent (DFV), and :func:`delta1_percent` converts once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FIGURES = ("<!-- figures:begin (python -m docs.make_results) -->", "<!-- figures:end -->")
+TABLE = (
+    "<!-- results-table:begin (python -m docs.make_results; edit the bench JSONs, not this) -->",
+    "<!-- results-table:end -->",
+)
+REAL_SECTION = "Real photographs (DFD-indoor, real f/2.8 lens blur)"
+#: figures of the README's top block, first one first; a missing file is left out
+README_FIGURES = (
+    ("docs/real_photos.png", "Depth from one real defocused photograph (DFD-indoor, f/2.8)"),
+    ("docs/prediction.png", "Depth from one defocused image: input, SDNet's depth z0, DepthNet, ground truth"),
+)
+SOURCES = {
+    "real": "bench/real.json",
+    "quickstart": "bench/quickstart.json",
+    "quick": "bench/quick.json",
+    "long": "bench/train_long.json",
+    "splat": "bench/splat.json",
+    "splat_real": "bench/splat_real.json",
+    "confidence": "bench/confidence.json",
+    "texture": "bench/texture_error.json",
+    "oracle": "bench/single_image_oracle.json",
+    "single_real": "bench/single_image_real.json",
+    "data": "bench/data.json",
+    "render": "bench/render.json",
+    "predict_stack": "bench/predict_stack.json",
+    "table": "results/table.json",
+}
+NETWORK_ROWS = ("self-supervised", "supervised")
+STACK_ROWS = ("splatting stage", "depth from focus", "constant")
+PROCEDURAL_LABELS = {
+    "self-supervised": ("**sdgs**, self-supervised", "one image"),
+    "supervised": ("sdgs, supervised (upper bound)", "one image"),
+    "splatting stage": ("sdgs splatting stage", "focal stack"),
+    "depth from focus": ("depth from focus (Laplacian)", "focal stack"),
+    "constant": ("constant (median training depth)", "none"),
+}
+
+
+def load_sources(repo: Path) -> dict[str, dict]:
+    """The JSONs of :data:`SOURCES` that exist under ``repo``, by key."""
+    return {k: json.loads((repo / p).read_text()) for k, p in SOURCES.items() if (repo / p).is_file()}
+
+
+def delta1_percent(value: float | None, protocol: str) -> float | None:
+    """δ1 in percent from a JSON whose ``protocol`` text says its unit (fractions unless it says DFV/percent)."""
+    if value is None:
+        return None
+    in_percent = protocol.lstrip().upper().startswith("DFV") or "in %" in protocol or "percent" in protocol
+    return value if in_percent else 100.0 * value
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+@dataclass
+class Row:
+    """One line of a results table: depth metrics (m; δ1 in percent)."""
+
+    label: str
+    input: str
+    abs_rel: float | None
+    rmse: float | None
+    delta1: float | None
+    note: str = ""
+
+    def cells(self) -> list[str]:
+        return [self.label, self.input, fmt(self.abs_rel), fmt(self.rmse), fmt(self.delta1, 1)]
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+# ----------------------------------------------------------------------------------------------- row sources
+def real_rows(src: dict) -> list[Row]:
+    """``bench/real.json``: ``{"data", "protocol", "rows": {label: {abs_rel, rmse, delta1 (fraction), note?}}}``."""
+    if "real" not in src:
+        return []
+    real = src["real"]
+    return [
+        Row(
+            label,
+            "one image",
+            m.get("abs_rel"),
+            m.get("rmse"),
+            delta1_percent(m.get("delta1"), real["protocol"]),
+            m.get("note", ""),
+        )
+        for label, m in real["rows"].items()
+    ]
+
+
+def procedural_rows(src: dict, experiment: str = "procedural", key: str = "quickstart") -> list[Row]:
+    """The five rows of one experiment of ``bench/quickstart.json`` (or ``train_long.json``)."""
+    if key not in src or experiment not in src[key]["rows"]:
+        return []
+    rows, protocol = src[key]["rows"][experiment], src[key]["protocol"]
+    return [
+        Row(*PROCEDURAL_LABELS[name], m["abs_rel"], m["rmse"], delta1_percent(m["delta1"], protocol))
+        for name, m in rows.items()
+        if name in PROCEDURAL_LABELS
+    ]
+
+
+def peer_rows(src: dict, only_self_supervised: bool = False) -> dict[str, list[Row]]:
+    """Published peers beside each experiment of ``results/table.json`` (copied, not re-run), by experiment."""
+    out: dict[str, list[Row]] = {}
+    for name, exp in src.get("table", {}).items():
+        peers = [p for p in exp.get("peers", []) if not only_self_supervised or "self-sup" in p["method"]]
+        if peers:
+            out[name] = [
+                Row(
+                    p["method"],
+                    "published",
+                    p.get("abs_rel"),
+                    p.get("rmse"),
+                    delta1_percent(p.get("delta1"), ""),
+                    p.get("protocol", ""),
+                )
+                for p in peers
+            ]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ README
+def readme_table(src: dict) -> list[str]:
+    """The README's one results table: real photographs, the procedural rows, the published self-supervised
+    peers (with our row's status), and a caption with the protocols."""
+    groups: list[tuple[str, list[Row]]] = []
+    if rows := real_rows(src):
+        groups.append((f"real photos ({src['real']['data']})", rows))
+    if rows := procedural_rows(src):
+        groups.append(("procedural scenes (FoD500 optics), held out", rows))
+    for name, rows in peer_rows(src, only_self_supervised=True).items():
+        needs = src["table"][name].get("needs")
+        ours = Row("**sdgs**", "one image", None, None, None)
+        if needs:
+            ours.label += " (not run: needs the data)"
+        groups.append((f"{name} (published, their protocol)", [ours, *rows]))
+    lines = table(
+        ["data", "method", "input", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑"],
+        [[data if i == 0 else "", *row.cells()] for data, rows in groups for i, row in enumerate(rows)],
+    )
+    notes = []
+    if "real" in src:
+        notes.append(f"Real photos: {src['real']['protocol']} (`bench/real.json`).")
+    if "quickstart" in src:
+        notes.append(f"Procedural: {src['quickstart']['protocol'].split('; near')[0]} (`bench/quickstart.json`).")
+    if notes:
+        lines += [
+            "",
+            " ".join(notes) + " All numbers, the other test sets and the ablations: "
+            "[docs/results.md](docs/results.md).",
+        ]
+    return lines
+
+
+def readme_figures(repo: Path) -> list[str]:
+    return [f"![{alt}]({path})" for path, alt in README_FIGURES if (repo / path).is_file()]
+
+
+def replace_block(text: str, markers: tuple[str, str], body: list[str]) -> str:
+    """``text`` with the lines between the two marker lines replaced by ``body`` (both markers must exist)."""
+    begin, end = markers
+    if begin not in text or end not in text:
+        raise ValueError(f"README.md lacks the generated block markers {begin!r} ... {end!r}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return head + begin + "\n" + "\n".join(body) + "\n" + end + tail
+
+
+# ---------------------------------------------------------------------------------------------- results.md
+def section_real(src: dict) -> list[str]:
+    if "real" not in src:
+        return []
+    real = src["real"]
+    lines = [
+        f"## {REAL_SECTION}",
+        "",
+        f"Data: {real['data']}. Protocol: {real['protocol']}. Source: `bench/real.json`.",
+        "",
+    ]
+    lines += table(
+        ["method", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑", "note"],
+        [[r.label, fmt(r.abs_rel), fmt(r.rmse), fmt(r.delta1, 1), r.note] for r in real_rows(src)],
+    )
+    return lines + [""]
+
+
+def _metrics_cells(m: dict | None, protocol: str) -> list[str]:
+    if m is None:
+        return ["–"] * 4
+    return [
+        fmt(m["abs_rel"]),
+        fmt(m.get("near/abs_rel")),
+        fmt(delta1_percent(m["delta1"], protocol), 1),
+        fmt(m["rmse"]),
+    ]
+
+
+def section_procedural(src: dict) -> list[str]:
+    if "quickstart" not in src:
+        return []
+    q = src["quickstart"]
+    lines = [
+        "## Procedural scenes: one defocused image",
+        "",
+        f"Config: {q['config']}. Protocol: {q['protocol']}. Source: `bench/quickstart.json` (`make bench-train`).",
+        "",
+    ]
+    for exp, family in (("procedural", "pink (training family)"), ("procedural-geometric", "geometric (never seen)")):
+        if exp in q["rows"]:
+            lines += [f"**Held-out scenes, {family}** (`{exp}`):", ""]
+            lines += table(
+                ["method", "input", "AbsRel ↓", "near AbsRel ↓", "δ1 (%) ↑", "RMSE (m) ↓"],
+                [[*PROCEDURAL_LABELS[r], *_metrics_cells(m, q["protocol"])] for r, m in q["rows"][exp].items()],
+            )
+            lines.append("")
+    lines += ["### Quality bar per test set", ""]
+    bar_rows = []
+    for exp, bar in q.get("bar", {}).items():
+        if "abs_rel_over_constant" not in bar:
+            continue
+        met = sum(bool(v) for v in bar["targets"].values())
+        fit = q.get("fit_seconds", {}).get(exp, {}).get("self-supervised")
+        bar_rows.append(
+            [
+                f"`{exp}`",
+                f"{bar['abs_rel_over_constant']:.3f}",
+                f"{bar['near_abs_rel_over_constant']:.3f}",
+                f"{bar['delta1_minus_constant']:+.1f}",
+                fmt(fit, 0),
+                f"{met} of {len(bar['targets'])}",
+            ]
+        )
+    lines += [
+        "Self-supervised against the constant (AbsRel ≤ 0.75 ×, near AbsRel ≤ 0.5 ×, δ1 ≥ constant − 5 points), "
+        "supervised ≤ self-supervised, whole pipeline within its budget.",
+        "",
+    ]
+    lines += table(
+        ["experiment", "AbsRel / constant", "near AbsRel / constant", "δ1 − constant", "fit (s)", "targets met"],
+        bar_rows,
+    )
+    lines += [
+        "",
+        "### Every experiment",
+        "",
+        "Self-supervised and supervised rows (AbsRel / near AbsRel / δ1 % / RMSE m).",
+    ]
+    lines += [""] + table(
+        ["experiment", "test set", "self-supervised", "supervised"],
+        [
+            [
+                f"`{exp}`",
+                q["test_sets"].get(exp, ""),
+                *(" / ".join(_metrics_cells(rows.get(r), q["protocol"])) if r in rows else "–" for r in NETWORK_ROWS),
+            ]
+            for exp, rows in q["rows"].items()
+        ],
+    )
+    if summary := q.get("seed_summary"):
+        lines += [
+            "",
+            "### Training seeds",
+            "",
+            "Mean over seeds, and on how many seeds supervised is at least as good as self-supervised.",
+        ]
+        rows = []
+        for comparison, metrics in summary.items():
+            for key, v in metrics.items():
+                won = v["supervised_at_least_as_good"]
+                rows.append(
+                    [
+                        comparison,
+                        key,
+                        fmt(v["self-supervised"]["mean"], 4),
+                        fmt(v["supervised"]["mean"], 4),
+                        f"{won['seeds']} of {won['of']}",
+                    ]
+                )
+        lines += [""] + table(["comparison", "metric", "self-supervised", "supervised", "supervised ≥"], rows)
+    return lines + [""]
+
+
+def section_long(src: dict) -> list[str]:
+    if "long" not in src:
+        return []
+    long = src["long"]
+    lines = [
+        "## Long budget",
+        "",
+        f"Config: {long['config']}. Source: `bench/train_long.json` "
+        "(`make bench-train-long`); curves: [train_long.png](train_long.png).",
+        "",
+    ]
+    lines += table(
+        ["experiment", "method", "AbsRel ↓", "near AbsRel ↓", "δ1 (%) ↑", "RMSE (m) ↓", "fit (s)"],
+        [
+            [
+                f"`{exp}`",
+                PROCEDURAL_LABELS[r][0],
+                *_metrics_cells(m, long["protocol"]),
+                fmt(long.get("fit_seconds", {}).get(exp, {}).get(r), 0),
+            ]
+            for exp, rows in long["rows"].items()
+            for r, m in rows.items()
+        ],
+    )
+    if aim := long.get("aim"):
+        met = "met" if aim["near abs_rel <= 1.5 x splatting stage"] else "not met"
+        lines += [
+            "",
+            f"Aim near AbsRel ≤ 1.5 × the splatting stage's: {aim['near_abs_rel_over_splatting_stage']:.2f} × ({met}).",
+        ]
+    return lines + [""]
+
+
+def section_texture(src: dict) -> list[str]:
+    if "texture" not in src:
+        return []
+    t = src["texture"]
+    lines = [
+        "## Where single-image depth errs: texture contrast",
+        "",
+        f"{t['data']}. Contrast: {t['strength']}. Source: `bench/texture_error.json` (`make bench-texture-error`); "
+        "figure: [texture_error.png](texture_error.png). Near AbsRel (GT < 1.5 m) per contrast bin, means over "
+        "training seeds; in brackets the mean log ratio ln(pred / GT) (< 0: too near).",
+        "",
+    ]
+    for family, groups in t.get("seed_means", {}).items():
+        bins = list(next(iter(groups.values())))
+        lines += [f"**{family}**", ""]
+        lines += table(
+            ["model", *bins],
+            [
+                [g, *(f"{fmt(c['near_abs_rel'])} ({fmt(c['near_log_ratio'], 2)})" for c in cells.values())]
+                for g, cells in groups.items()
+            ],
+        )
+        lines.append("")
+    return lines
+
+
+def section_stack(src: dict) -> list[str]:
+    lines = []
+    if "splat" in src:
+        s = src["splat"]
+        lines += [
+            "## The splatting stage (focal stacks)",
+            "",
+            f"**Procedural**: {s['dataset']}; {s['protocol']}. Source: `bench/splat.json` (`make bench-splat`).",
+            "",
+        ]
+        lines += table(
+            ["method", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑", "near AbsRel ↓"],
+            [
+                [
+                    name,
+                    fmt(q["all"]["abs_rel"]),
+                    fmt(q["all"]["rmse"]),
+                    fmt(delta1_percent(q["all"]["delta1"], s["protocol"]), 1),
+                    fmt(q["near"]["abs_rel"]),
+                ]
+                for name, q in s["quality"].items()
+            ],
+        )
+        lines.append("")
+    if "splat_real" in src:
+        r = src["splat_real"]
+        lines += [
+            f"**DFD-indoor, real textures, synthesised stacks**: {r['dataset']}; {r['protocol']}. "
+            "Source: `bench/splat_real.json` (`make bench-splat-real`); details: [splat_real.md](splat_real.md).",
+            "",
+        ]
+        lines += table(
+            ["method", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑"],
+            [
+                [name, fmt(q["abs_rel"]), fmt(q["rmse"]), fmt(delta1_percent(q["delta1"], r["protocol"]), 1)]
+                for name, q in r["quality"].items()
+            ],
+        )
+        lines.append("")
+    if "confidence" in src:
+        c = src["confidence"]
+        lines += [
+            "**Calibration of the splatting confidence** (`bench/confidence.json`, `make bench-confidence`): "
+            f"{c['data']}. A confidence of 0.5 is meant as a relative depth error of {c['confidence_rel_error']}; "
+            f"{100 * c['all_pixels']['confident_share']:.1f} % of pixels reach it, with mean relative error "
+            f"{fmt(c['all_pixels']['mean_rel_error_confident'])} there ({fmt(c['all_pixels']['mean_rel_error'])} on "
+            f"all pixels); {c['all_pixels']['scenes_without_confident_pixels']} scenes have none.",
+            "",
+        ]
+        lines += table(
+            ["confidence", "pixel share", "mean relative error"],
+            [
+                [f"{lo:.1f}–{hi:.1f}", f"{row['pixel_share']:.4f}", fmt(row["mean_rel_error"])]
+                for row in c["calibration"]
+                for lo, hi in [row["confidence"]]
+            ],
+        )
+        lines.append("")
+    return lines
+
+
+def section_single_real(src: dict) -> list[str]:
+    if "single_real" not in src:
+        return []
+    s = src["single_real"]
+    lines = [
+        "## Procedural-trained single-image models on real photos",
+        "",
+        f"{s['data']}; camera {s['camera']}; {s['protocol']}. Source: `bench/single_image_real.json` "
+        "(`python -m bench.single_image_real`).",
+        "",
+    ]
+    lines += table(
+        ["model", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑"],
+        [
+            [name, fmt(m["abs_rel"]), fmt(m["rmse"]), fmt(delta1_percent(m["delta1"], s["protocol"]), 1)]
+            for name, m in s["rows"].items()
+        ],
+    )
+    return lines + [""]
+
+
+def section_peers(src: dict) -> list[str]:
+    groups = peer_rows(src)
+    if not groups:
+        return []
+    lines = [
+        "## Published peers",
+        "",
+        "Copied from the peers' tables as published (`lightning_configs/table.yaml`, "
+        "sources in [protocols.md](protocols.md)); not re-run. Our rows need the data (`make reproduce-table`).",
+        "",
+    ]
+    lines += table(
+        ["data", "method", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑", "protocol"],
+        [
+            [name if i == 0 else "", r.label, fmt(r.abs_rel), fmt(r.rmse), fmt(r.delta1, 1), r.note]
+            for name, rows in groups.items()
+            for i, r in enumerate(rows)
+        ],
+    )
+    return lines + [""]
+
+
+def results_page(src: dict) -> str:
+    lines = [
+        "# Results",
+        "",
+        "<!-- generated by `python -m docs.make_results` from the bench JSONs: edit those, "
+        "then rerun (`make docs`) -->",
+        "",
+    ]
+    for section in (
+        section_real,
+        section_procedural,
+        section_long,
+        section_texture,
+        section_stack,
+        section_single_real,
+        section_peers,
+    ):
+        lines += section(src)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ------------------------------------------------------------------------------------------- benchmarks.md
+#: (what, command, source key, figures from the JSON)
+BENCHMARKS: list[tuple[str, str, str, Callable[[dict], str]]] = [
+    (
+        "FoD500-format loading, 256², batch 4",
+        "make bench-data",
+        "data",
+        lambda d: (
+            f"{d['fod500_format_256px_samples_per_s']['workers_0']} samples/s (0 workers), "
+            f"{d['fod500_format_256px_samples_per_s']['workers_2']} (2 workers); NYUv2 on-the-fly synthesis "
+            f"{d['nyuv2_on_the_fly_synthesis_320x240_samples_per_s']} samples/s"
+        ),
+    ),
+    (
+        "renderer, torch backend vs the naive pair-list splatter, 256², forward + backward",
+        "make bench-render",
+        "render",
+        lambda d: f"time ratio {d['summary']['torch_vs_naive_forward_backward_ratio_256px_b1_sigma_0.5_4']}",
+    ),
+    (
+        "splatting stage, procedural 128² scenes",
+        "make bench-splat",
+        "splat",
+        lambda d: (
+            f"AbsRel {d['quality']['z_gs']['all']['abs_rel']:.3f} (constant "
+            f"{d['quality']['constant_train_median']['all']['abs_rel']:.3f}); s/scene "
+            + ", ".join(f"{k} px: {v}" for k, v in d["seconds_per_scene_cpu"].items())
+        ),
+    ),
+    (
+        "splatting stage, DFD-indoor synthesised stacks",
+        "make bench-splat-real",
+        "splat_real",
+        lambda d: (
+            f"AbsRel {d['quality']['splatting stage']['abs_rel']:.3f}, ratio to the constant "
+            f"{d['ratios_to_constant']['abs_rel']}"
+        ),
+    ),
+    (
+        "`sdgs predict --stack`, 640×480 and 12 MP",
+        "make bench-predict-stack",
+        "predict_stack",
+        lambda d: "; ".join(
+            f"{k}: {v['seconds_per_scene']} s/scene, {v['peak_rss_gb']} GB peak" for k, v in d["results"].items()
+        ),
+    ),
+    (
+        "calibration of the splatting confidence",
+        "make bench-confidence",
+        "confidence",
+        lambda d: (
+            f"{100 * d['all_pixels']['confident_share']:.1f} % of pixels at confidence ≥ 0.5, "
+            f"mean relative error {d['all_pixels']['mean_rel_error_confident']} there"
+        ),
+    ),
+    (
+        "every headline procedural row at a quarter of the quickstart's budget",
+        "make bench-quick",
+        "quick",
+        lambda d: (
+            f"self-supervised AbsRel {d['rows']['quick-procedural']['self-supervised']['abs_rel']:.3f} vs "
+            f"constant {d['rows']['quick-procedural']['constant']['abs_rel']:.3f}"
+        ),
+    ),
+    (
+        "single-image bar, ablations, seeds, variants (about 2.5 h)",
+        "make bench-train",
+        "quickstart",
+        lambda d: (
+            f"{len(d['rows'])} experiments; self-supervised AbsRel "
+            f"{d['rows']['procedural']['self-supervised']['abs_rel']:.3f} vs constant "
+            f"{d['rows']['procedural']['constant']['abs_rel']:.3f}"
+        ),
+    ),
+    (
+        "long budget, learning curves (about 60 min)",
+        "make bench-train-long",
+        "long",
+        lambda d: f"self-supervised AbsRel {d['rows']['procedural-long']['self-supervised']['abs_rel']:.3f}",
+    ),
+    (
+        "single-image error per texture-contrast bin",
+        "make bench-texture-error",
+        "texture",
+        lambda d: f"{d['seconds']} s; families " + ", ".join(d["families"]),
+    ),
+]
+
+
+def benchmarks_page(src: dict) -> str:
+    rows = [
+        [what, f"`{cmd}`", f"`{SOURCES[key]}`", figures(src[key]), src[key].get("date", "–")]
+        for what, cmd, key, figures in BENCHMARKS
+        if key in src
+    ]
+    lines = [
+        "# Benchmarks",
+        "",
+        "<!-- generated by `python -m docs.make_results` from the bench JSONs -->",
+        "",
+        "On 2 CPU cores unless a JSON's `machine` says otherwise. `make bench` runs data, renderer and "
+        "splatting; each other target writes the JSON named here. GPU figures: [gpu.md](gpu.md); results: "
+        "[results.md](results.md).",
+        "",
+        *table(["benchmark", "command", "writes", "figures (from the JSON)", "run"], rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------- driver
+def render_pages(repo: Path = REPO) -> dict[Path, str]:
+    """The generated files' new contents, by path: docs/results.md, docs/benchmarks.md, README.md and, with its
+    JSON, docs/single_image.md."""
+    src = load_sources(repo)
+    readme = (repo / "README.md").read_text()
+    readme = replace_block(readme, FIGURES, readme_figures(repo))
+    readme = replace_block(readme, TABLE, readme_table(src))
+    pages = {
+        repo / "docs" / "results.md": results_page(src),
+        repo / "docs" / "benchmarks.md": benchmarks_page(src),
+        repo / "README.md": readme,
+    }
+    if "oracle" in src:  # the single-image diagnosis page, from its bench's JSON and the training benches'
+        from bench.single_image_oracle import single_image_page
+
+        with_bar = lambda key: src[key] if key in src and "bar" in src[key] else None  # noqa: E731
+        pages[repo / "docs" / "single_image.md"] = single_image_page(
+            src["oracle"], with_bar("quickstart"), with_bar("long"), src.get("texture")
+        )
+    return pages
+
+
+def stale(repo: Path = REPO) -> list[Path]:
+    """The generated files whose committed text differs from a fresh generation."""
+    return [p for p, text in render_pages(repo).items() if not p.is_file() or p.read_text() != text]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", type=Path, default=REPO)
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated file is not current")
+    args = parser.parse_args(argv)
+    if args.check:
+        if old := stale(args.repo):
+            print("not current (run python -m docs.make_results): " + ", ".join(map(str, old)), file=sys.stderr)
+            return 1
+        return 0
+    for path, text in render_pages(args.repo).items():
+        path.write_text(text)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
