@@ -175,8 +175,9 @@ def main() -> None:
     write_json(
         args.out,
         {
-            "data": f"DFD-indoor validation scenes: the last {len(gts)} of train/ in capture order "
-            f"({', '.join(n.removesuffix('.png') for n in names['N2_8'])}), never trained or tuned on; 645x432",
+            "data": f"DFD-indoor, {len(gts)} held-out scenes, 645x432",
+            "scenes": "the last scenes of train/ in capture order, never trained or tuned on: "
+            + ", ".join(n.removesuffix(".png") for n in names["N2_8"]),
             "camera": "dfd_indoor: f 35 mm, real photos at f/2.8 (N2_8) or f/8 (N8), focus 1.7 m, 36 um pixels",
             "protocol": "Eigen: every pixel with 1e-3 < GT < 10 m (all depth > 0), prediction clamped to that range, "
             "per-image means, delta as fractions",
