@@ -137,7 +137,7 @@ def main() -> None:
     gts = [x["depth"] for x in items["N2_8"]]
     const = constant_depth(dms["N2_8"].dataset("train"), max_samples=10_000)
     rows: dict[str, dict] = {"constant (median training depth)": score([torch.full_like(g, const) for g in gts], gts)}
-    rows["constant (median training depth)"]["note"] = f"{const:.3f} m"
+    rows["constant (median training depth)"].update(note=f"{const:.3f} m", input="none")
 
     real = items["N2_8"]
     one = [defocus_depth_one_image(x["stack"][:1], x["focus_distance"][:1], x["camera"])[0] for x in real]
@@ -149,8 +149,8 @@ def main() -> None:
         b = default_collate([x])
         teacher.append(fit_gaussians(b["stack"], b["focus_distance"], b["camera"], config=cfg).depth[0])
         dff.append(depth_from_focus(b["stack"], b["focus_distance"])[0])
-    rows["no learning, focal stack: splatting stage (the teacher)"] = score(teacher, gts)
-    rows["no learning, focal stack: depth from focus"] = score(dff, gts)
+    rows["no learning, focal stack: splatting stage (the teacher)"] = {**score(teacher, gts), "input": "focal stack"}
+    rows["no learning, focal stack: depth from focus"] = {**score(dff, gts), "input": "focal stack"}
 
     missing, photos, figure_preds = {}, [], []
     for label, (run, kind) in MODELS.items():
@@ -164,8 +164,8 @@ def main() -> None:
         for x in items[kind]:
             rgb = x["stack"][0].permute(1, 2, 0).numpy()
             preds.append(torch.from_numpy(predict_photo(model, rgb, float(x["focus_distance"][0]), DFD_INDOOR))[None])
-        rows[label] = score(preds, gts)
-        rows[label]["note"] = f"{run}, step {torch.load(ckpt, map_location='cpu', weights_only=True)['global_step']}"
+        steps = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
+        rows[label] = {**score(preds, gts), "note": f"{run}, {steps} training steps"}
         if label == "sdgs self-supervised, real f/2.8 photo":
             photos = [real[i]["stack"][0].permute(1, 2, 0).numpy() for i in args.figure_scenes]
             figure_preds = [preds[i][0].numpy() for i in args.figure_scenes]
