@@ -114,7 +114,7 @@ CONFIG_HELP = {
     "ssim_weight": "weight of 1 - SSIM in the photometric loss (the rest is L1)",
     "smooth_weight": "weight of the edge-aware inverse-depth smoothness",
     "sigma_per_coc": "Gaussian PSF sigma per CoC diameter",
-    "backend": "renderer: auto (= torch, the faster one measured), torch or gsplat (CUDA)",
+    "backend": "renderer: auto (= triton on CUDA when it imports, else torch), torch, triton or gsplat (CUDA)",
     "confidence_rel_error": "relative depth error at which the confidence is 0.5",
     "version": "fitting-algorithm version (part of the cache key; not an option)",
 }

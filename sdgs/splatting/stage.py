@@ -90,7 +90,7 @@ class GaussianSplattingStage(L.Callback):
         cache_dir: where fits are cached (shared between runs and DDP ranks).
         iters, lr, num_layers, init, coarse_fraction: fitting settings (:class:`SplatFitConfig`).
         sigma_per_coc: PSF sigma per CoC, for the fits and the shared renderer.
-        backend: renderer backend (``auto`` = ``torch``, measured faster on CUDA too; ``gsplat`` on CUDA).
+        backend: renderer backend (``auto`` = ``triton`` on CUDA when it imports, else ``torch``; ``gsplat`` on CUDA).
         render_layers: depth layers of the shared renderer used by the modules' losses.
         fit_batch_size: scenes fitted together when entries are missing.
     """
@@ -104,7 +104,7 @@ class GaussianSplattingStage(L.Callback):
         init: Literal["sweep", "far"] = "sweep",
         coarse_fraction: float = 0.75,
         sigma_per_coc: float = SIGMA_PER_COC,
-        backend: Literal["auto", "torch", "gsplat"] = "auto",
+        backend: Literal["auto", "torch", "gsplat", "triton"] = "auto",
         render_layers: int = 8,
         fit_batch_size: int = 8,
     ) -> None:
