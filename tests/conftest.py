@@ -7,6 +7,10 @@ import os
 import pytest
 import torch
 
+# Without a GPU the triton backend's kernels run through Triton's CPU interpreter, which triton.jit picks when
+# the kernels are decorated (first import of sdgs.render.triton_kernels): set it before any test imports them.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 torch.set_num_threads(2)

@@ -1,4 +1,4 @@
-"""Defocus Gaussian-splatting renderer: one API, a pure-PyTorch backend and a gsplat (CUDA) backend.
+"""Defocus Gaussian-splatting renderer: one API; pure-PyTorch, Triton (fused kernels) and gsplat (CUDA) backends.
 
 The splatting stage that fits Gaussians to focal stacks with it lives in :mod:`sdgs.splatting`.
 """
@@ -16,6 +16,7 @@ from sdgs.render.rasterize import (
     layer_ids_from_depths,
     rasterize_gaussians,
     resolve_backend,
+    triton_available,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "rasterize_gaussians",
     "render_defocus",
     "resolve_backend",
+    "triton_available",
 ]

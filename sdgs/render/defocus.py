@@ -139,7 +139,8 @@ def render_defocus(
         depth: ``(B, 1, H, W)`` depth (m), finite and > 0.
         focus_distance: ``(B,)`` (one image each) or ``(B, S)`` (a focal stack) focus distances (m).
         camera: a :class:`~sdgs.optics.Camera`, a preset name, or ``batch["camera"]``.
-        backend: ``"torch"``, ``"gsplat"`` (CUDA) or ``"auto"``.
+        backend: ``"torch"``, ``"gsplat"`` (CUDA), ``"triton"`` (CUDA; CPU under Triton's interpreter) or
+            ``"auto"`` (triton on CUDA when it imports, else torch).
         coc_px: optional CoC diameters (px) to use instead of the thin lens at ``depth``:
             ``(B, 1, H, W)`` or ``(B, S, 1, H, W)``; the sign is ignored (e.g. SDNet's signed CoC).
         opacity: optional ``(B, 1, H, W)`` per-Gaussian weight in [0, 1] (default 1).
@@ -219,7 +220,7 @@ class DefocusRenderer(nn.Module):
     Args:
         camera: default camera (preset name, JSON path or Camera); ``None`` means every call passes one
             (e.g. ``batch["camera"]``).
-        backend: ``"auto"``, ``"torch"`` or ``"gsplat"``.
+        backend: ``"auto"``, ``"torch"``, ``"gsplat"`` or ``"triton"``.
         num_layers: depth layers of the compositing.
         sigma_per_coc: PSF sigma per CoC diameter.
         footprint_px: sigma of each pixel's own Gaussian (px).
@@ -235,8 +236,8 @@ class DefocusRenderer(nn.Module):
     ) -> None:
         super().__init__()
         self.camera = None if camera is None else get_camera(camera)
-        if backend not in ("auto", "torch", "gsplat"):
-            raise ValueError(f"unknown render backend {backend!r}: use 'auto', 'torch' or 'gsplat'")
+        if backend not in ("auto", "torch", "gsplat", "triton"):
+            raise ValueError(f"unknown render backend {backend!r}: use 'auto', 'torch', 'gsplat' or 'triton'")
         self.backend = backend
         self.num_layers = num_layers
         self.sigma_per_coc = sigma_per_coc

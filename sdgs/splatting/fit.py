@@ -108,8 +108,8 @@ class SplatFitConfig:
     ssim_weight: float = _setting(0.85, "weight of 1 - SSIM in the photometric loss (the rest is L1)")
     smooth_weight: float = _setting(0.02, "weight of the edge-aware inverse-depth smoothness")
     sigma_per_coc: float = _setting(SIGMA_PER_COC, "Gaussian PSF sigma per CoC diameter")
-    backend: Literal["auto", "torch", "gsplat"] = _setting(
-        "auto", "renderer: auto (= torch, the faster one measured), torch or gsplat (CUDA)"
+    backend: Literal["auto", "torch", "gsplat", "triton"] = _setting(
+        "auto", "renderer: auto (= triton on CUDA when it imports, else torch), torch, triton or gsplat (CUDA)"
     )
     confidence_rel_error: float = _setting(0.3, "relative depth error at which the confidence is 0.5")
     fit_stride: int = _setting(
