@@ -99,7 +99,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     (Gaussian, 16x16 tile) pair to the shared kernel, many more pairs than the 3-sigma boxes of these small
     footprints. ``"gsplat"`` stays selectable (CUDA only, parity-tested against torch). ``"triton"`` is the
     torch backend's boxes and semantics in fused kernels, without the torch backend's per-chunk pair tensors
-    and index_add scatter (issue 23); on CPU it runs only under Triton's interpreter (tests).
+    and index_add scatter; on CPU it runs only under Triton's interpreter (tests).
     """
     if backend not in _BACKENDS:
         raise ValueError(f"unknown render backend {backend!r}: use one of {_BACKENDS}")
