@@ -13,6 +13,7 @@ from sdgs.optics import (
     normalized_log_inverse_depth,
     signed_coc_from_inverse_depth,
 )
+from sdgs.render.rasterize import full_precision
 
 __all__ = ["SDNet", "DepthNet", "blur_features", "bounded_inverse_depth", "focus_plane"]
 
@@ -20,6 +21,7 @@ __all__ = ["SDNet", "DepthNet", "blur_features", "bounded_inverse_depth", "focus
 BLUR_CHANNELS = 4
 
 
+@full_precision
 def blur_features(image: Tensor, window: int = 7, eps: float = 1e-4) -> Tensor:
     """Local blur cues of ``image`` (B,3,H,W) in [0,1] → (B, 4, H, W), roughly zero-mean.
 
@@ -27,6 +29,8 @@ def blur_features(image: Tensor, window: int = 7, eps: float = 1e-4) -> Tensor:
     each at the pixel and over a ``window`` box, against the log local contrast. Their differences are a
     contrast-normalised sharpness, i.e. blur independent of texture strength; the network gets the raw
     logs and learns the ratio. Pure kornia filters (reflect borders), differentiable, no parameters.
+    Always fp32, also under bf16 autocast: the local contrast is a difference of two box means (a variance),
+    which bf16's 3 digits would cancel to noise.
     """
     import kornia
 
@@ -76,7 +80,9 @@ class SDNet(nn.Module):
         x = [image * 2 - 1, focus_plane(focus_m, image, near, far) * 2 - 1]
         if self.blur_inputs:
             x.append(blur_features(image))
-        inv = bounded_inverse_depth(self.net(torch.cat(x, 1)), near, far)
+        # the U-Net may run in bf16 (autocast); the bounded depth and the thin lens stay fp32: bf16's 3 digits
+        # would quantise depth by ~0.4 %, a sizeable share of the blur signal
+        inv = bounded_inverse_depth(self.net(torch.cat(x, 1)).float(), near, far)
         coc = signed_coc_from_inverse_depth(inv, focus_m.view(-1, 1, 1, 1), camera)
         return {"signed_coc": coc, "defocus": coc.abs(), "inv_depth": inv, "depth": 1.0 / inv}
 
@@ -118,5 +124,5 @@ class DepthNet(nn.Module):
             ],
             1,
         )
-        inv = bounded_inverse_depth(logit0 + self.net(x), near, far)
+        inv = bounded_inverse_depth(logit0 + self.net(x).float(), near, far)  # fp32 head, as in SDNet
         return {"inv_depth": inv, "depth": 1.0 / inv}
