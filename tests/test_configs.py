@@ -15,6 +15,8 @@ from sdgs.cli import main
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "lightning_configs"
 EXPERIMENTS = ["quickstart.yaml", "fod500.yaml", "nyuv2.yaml"]
+#: GPU variants: deltas layered on their experiment (issue 23)
+GPU_VARIANTS = {"fod500_gpu.yaml": "fod500.yaml", "nyuv2_gpu.yaml": "nyuv2.yaml"}
 FRAGMENTS = sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.glob("*/*.yaml") if p.parent.name != "sweeps")
 
 
@@ -27,7 +29,7 @@ def print_config(*args: str) -> dict:
 
 
 def test_every_yaml_is_covered() -> None:
-    listed = {"base.yaml", "table.yaml", *EXPERIMENTS, *FRAGMENTS}
+    listed = {"base.yaml", "table.yaml", *EXPERIMENTS, *GPU_VARIANTS, *FRAGMENTS}
     listed |= {str(p.relative_to(CONFIGS)) for p in (CONFIGS / "sweeps").glob("*.yaml")}  # test_workflow.py
     assert {str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml")} == listed
 
@@ -51,6 +53,28 @@ def test_experiment_is_base_plus_deltas(name: str) -> None:
         for c in base["trainer"]["callbacks"]
         if "dirpath" in c.get("init_args", {})
     )
+
+
+@pytest.mark.parametrize(("variant", "experiment"), GPU_VARIANTS.items())
+def test_gpu_variant_feeds_the_gpu_and_keeps_the_experiment(variant: str, experiment: str) -> None:
+    plain = print_config("--config", str(CONFIGS / experiment))
+    cfg = print_config("--config", str(CONFIGS / experiment), "--config", str(CONFIGS / variant))
+    assert cfg["trainer"]["precision"] == "bf16-mixed"
+    assert cfg["model"]["channels_last"] is True
+    loader = cfg["data"]["init_args"]
+    assert loader["num_workers"] > 0 and loader["pin_memory"] is True  # persistent: num_workers > 0
+    assert loader["batch_size"] > plain["data"]["init_args"]["batch_size"]
+    assert cfg["trainer"]["check_val_every_n_epoch"] is None and cfg["trainer"]["val_check_interval"] > 1
+    assert cfg["splat"]["keep_on_device"] is True
+    assert cfg["trainer"]["default_root_dir"] == f"runs/{variant[:-5]}"
+    # the experiment itself (data, networks, splatting settings) is unchanged
+    assert cfg["data"]["class_path"] == plain["data"]["class_path"]
+    for key in ("sdnet_width", "sdnet_depth", "depthnet_width", "depthnet_depth", "metric_protocol"):
+        assert cfg["model"][key] == plain["model"][key], key
+    assert {k: v for k, v in cfg["splat"].items() if k != "keep_on_device"} == {
+        k: v for k, v in plain["splat"].items() if k != "keep_on_device"
+    }
+    assert loader["crop_size"] == plain["data"]["init_args"]["crop_size"]
 
 
 @pytest.mark.parametrize("fragment", FRAGMENTS)
