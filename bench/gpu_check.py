@@ -8,14 +8,20 @@ Sections (each written to the JSON as soon as it finishes, so a run cut short ke
 - ``parity``: CUDA gsplat backend vs torch backend, forward and gradients, for ``rasterize_gaussians``
   (random Gaussians, some outside the image, gradients w.r.t. means, covariances, colours, opacities,
   depths) and ``render_defocus`` (focal stack; gradients w.r.t. radiance, depth, opacity).
+- ``parity_triton``: the same for the triton backend (fused kernels) vs torch.
 - ``parity_seeds`` (``--parity-seeds K``): the same on K more random inputs, the worst error of each tensor.
 - ``render_speed``: ``rasterize_gaussians`` forward and forward+backward at 256² px, B = 8, one Gaussian per
-  pixel with sigma uniform in [0.5, 4] px, both backends (:func:`bench.render.run_one`).
+  pixel with sigma uniform in [0.5, 4] px, every backend (:func:`bench.render.run_one`), each with the GPU
+  utilisation NVML sampled while it ran.
 - ``fit``: ``fit_gaussians`` seconds per 256² procedural FoD500 scene (batch 8, after a warm-up batch), with
-  the splatting-stage settings of ``lightning_configs/fod500.yaml``, torch backend and (CUDA) gsplat backend.
-- ``train``: 200 training steps of ``lightning_configs/fod500.yaml`` (its networks, batch 8, 224-px crops
-  of 256² scenes) on procedural data through ``sdgs fit``; samples/s after 20 warm-up steps, the renderer
-  backend that ran, and the seconds before the first step (splatting stage of the training scenes).
+  the splatting-stage settings of ``lightning_configs/fod500.yaml``, torch, (CUDA) gsplat and triton backends.
+- ``train``: 200 training steps of ``lightning_configs/fod500.yaml`` without its GPU variant (its networks, batch
+  8, 224-px crops of 256² scenes, fp32, torch renderer, fits read from disk every step) on procedural data
+  through ``sdgs fit``; samples/s after 20 warm-up steps, seconds per step, peak memory, the GPU utilisation
+  NVML sampled over the timed steps (:class:`UtilSampler`), the renderer backend that ran, and the seconds
+  before the first step (splatting stage of the training scenes).
+- ``train_gpu``: the same with ``lightning_configs/fod500_gpu.yaml`` layered on (bf16, channels-last, its
+  batch, auto renderer = triton, fits kept on the GPU): the after of the before/after pair.
 - ``ddp``: the same for 100 steps on 2 GPUs with ``lightning_configs/trainer/ddp.yaml`` (only with >= 2 GPUs).
 
 The whole check is bounded by ``--budget-s`` (default 450 s): a section that would start past it is
@@ -34,6 +40,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import fields, replace
 from pathlib import Path
@@ -46,6 +53,7 @@ from bench.common import write_json
 REPO = Path(__file__).resolve().parents[1]
 GPU_JSON = REPO / "bench" / "gpu.json"
 FOD500_YAML = REPO / "lightning_configs" / "fod500.yaml"
+FOD500_GPU_YAML = REPO / "lightning_configs" / "fod500_gpu.yaml"
 
 # Full sizes (GPU) and the --tiny ones (CPU dry run): same code path, smaller numbers.
 SIZES = {
@@ -63,6 +71,80 @@ FWD_TOL, GRAD_TOL = 1e-4, 1e-3
 FLIP_FRACTION, FLIP_BOUND = 1e-3, 0.1
 MIN_COVERAGE = 0.5
 NO_GSPLAT = "the gsplat backend needs CUDA and gsplat's kernels"
+NO_TRITON = "the triton backend needs CUDA and the triton package (on CPU only Triton's interpreter: tests)"
+#: Seconds between NVML utilisation reads. NVML's figure is the share of its own sample period (1/6 s to 1 s
+#: depending on the GPU) in which a kernel ran, the number `nvidia-smi dmon` shows as "sm".
+UTIL_PERIOD_S = 0.05
+
+
+class UtilSampler:
+    """GPU utilisation (%) read from NVML every :data:`UTIL_PERIOD_S` in a thread, between ``start`` and
+    ``stop`` (or as a context manager). ``summary()`` is ``{"skipped": why}`` without NVML or without CUDA.
+
+    ``nvidia-ml-py`` (import name ``pynvml``) ships with the ``gpu`` extra; it reads the driver's counters and
+    adds no work to the GPU.
+    """
+
+    def __init__(self, device_index: int | None = 0) -> None:
+        self.samples: list[float] = []
+        self.memory_samples: list[float] = []
+        self.why_not: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._handle = None
+        if device_index is None or not torch.cuda.is_available():
+            self.why_not = "no CUDA device"
+            return
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(device_index)
+            self._nvml = pynvml
+        except Exception as err:  # ImportError, NVMLError (no driver), ...
+            self.why_not = f"NVML unavailable: {type(err).__name__}: {err}"
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rates = self._nvml.nvmlDeviceGetUtilizationRates(self._handle)
+            self.samples.append(float(rates.gpu))
+            self.memory_samples.append(float(rates.memory))
+            self._stop.wait(UTIL_PERIOD_S)
+
+    def start(self) -> UtilSampler:
+        if self._handle is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> dict:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+        return self.summary()
+
+    def __enter__(self) -> UtilSampler:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def summary(self) -> dict:
+        """Mean, 10th/50th percentile and the share of reads at >= 80 % of the SM utilisation, and the mean
+        memory-controller utilisation, over the reads taken."""
+        if self.why_not is not None:
+            return {"skipped": self.why_not}
+        if not self.samples:
+            return {"skipped": "no NVML read in the interval (shorter than one period)"}
+        ordered = sorted(self.samples)
+        pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+        return {
+            "sm_util_mean_pct": round(sum(ordered) / len(ordered), 1), "sm_util_p10_pct": pick(0.1),
+            "sm_util_p50_pct": pick(0.5), "fraction_reads_at_least_80_pct": round(
+                sum(v >= 80 for v in ordered) / len(ordered), 3),
+            "memory_util_mean_pct": round(sum(self.memory_samples) / len(self.memory_samples), 1),
+            "reads": len(ordered), "period_s": UTIL_PERIOD_S,
+        }  # fmt: skip
 
 
 def _max_err(a: torch.Tensor, b: torch.Tensor, tol: float, relative: bool) -> dict:
@@ -99,18 +181,20 @@ def agrees(err: dict) -> bool:
     return err["fraction_beyond_tol"] <= FLIP_FRACTION and err["max_rel_to_scale"] <= FLIP_BOUND
 
 
-def parity(device: str, tiny: bool = False, seed: int = 0) -> dict:
-    """gsplat vs torch backend: forward and backward of the rasterizer and the defocus renderer.
+def parity(device: str, tiny: bool = False, seed: int = 0, backend: str = "gsplat") -> dict:
+    """``backend`` (gsplat or triton) vs torch backend: forward and backward of the rasterizer and the
+    defocus renderer.
 
-    Runs where ``backend="gsplat"`` resolves for ``device`` (CUDA with gsplat's kernels; on CPU only under
-    the test suite's routing to gsplat's torch references), else returns why it was skipped.
+    Runs where ``backend`` resolves for ``device`` (gsplat: CUDA with gsplat's kernels, on CPU only under the
+    test suite's routing to gsplat's torch references; triton: CUDA, on CPU only under Triton's interpreter),
+    else returns why it was skipped.
     """
     from sdgs.optics import FOD500
     from sdgs.render import rasterize as rasterize_mod
     from sdgs.render import rasterize_gaussians, render_defocus
 
     try:
-        rasterize_mod.resolve_backend("gsplat", torch.device(device))
+        rasterize_mod.resolve_backend(backend, torch.device(device))
     except RuntimeError as err:
         return {"skipped": str(err)}
     g = torch.Generator().manual_seed(seed)
@@ -135,21 +219,21 @@ def parity(device: str, tiny: bool = False, seed: int = 0) -> dict:
         ),
     }  # fmt: skip
     report = {
-        "seed": seed, "forward_tol_abs": FWD_TOL, "gradient_tol_rel_to_scale": GRAD_TOL,
+        "backend": backend, "seed": seed, "forward_tol_abs": FWD_TOL, "gradient_tol_rel_to_scale": GRAD_TOL,
         "flip_fraction": FLIP_FRACTION, "flip_bound_rel_to_scale": FLIP_BOUND,
         "colour_and_depth_where_coverage_at_least": MIN_COVERAGE,
     }  # fmt: skip
     ok = True
     for case, (inputs, names, fn) in cases.items():
         outs, grads = {}, {}
-        for backend in ("torch", "gsplat"):
+        for name in ("torch", backend):
             leaves = [t.to(device).requires_grad_() for t in inputs]
-            out = fn(leaves, backend)
+            out = fn(leaves, name)
             weight = torch.linspace(0.2, 1.0, out["image"].shape[-1], device=device)
             sum((v * weight).sum() * (i + 1) for i, v in enumerate(out.values())).backward()
-            outs[backend], grads[backend] = out, [t.grad for t in leaves]
-        forward = forward_errors(outs["gsplat"], outs["torch"])
-        gradient = gradient_errors(grads["gsplat"], grads["torch"], names)
+            outs[name], grads[name] = out, [t.grad for t in leaves]
+        forward = forward_errors(outs[backend], outs["torch"])
+        gradient = gradient_errors(grads[backend], grads["torch"], names)
         ok &= all(agrees(e) for e in [*forward.values(), *gradient.values()])
         report[case] = {"forward": forward, "gradient": gradient}
     report["pass"] = ok
@@ -174,19 +258,37 @@ def parity_sweep(device: str, seeds: int, tiny: bool = False) -> dict:
             "pass": all(r["pass"] for r in reports)}  # fmt: skip
 
 
-def render_speed(device: str, batch: int, size: int) -> dict:
-    """Both backends at ``size``² px, ``batch`` images, sigma in [0.5, 4] px (torch only without CUDA)."""
-    from bench.render import run_one
-    from sdgs.render import gsplat_available
+def _fast_backends(device: str) -> dict[str, str | None]:
+    """The non-reference backends and, for each, why it cannot run on ``device`` (None: it can)."""
+    from sdgs.render import gsplat_available, triton_available
 
-    out = {"torch": run_one("torch", batch, size, 4.0, device)}
-    if device == "cuda" and gsplat_available():
-        out["gsplat"] = run_one("gsplat", batch, size, 4.0, device)
-        out["gsplat_speedup_forward_backward"] = round(
-            out["torch"]["forward_backward_s"] / out["gsplat"]["forward_backward_s"], 2
+    cuda = device == "cuda"
+    return {
+        "gsplat": None if cuda and gsplat_available() else NO_GSPLAT,
+        "triton": None if cuda and triton_available("cuda") else NO_TRITON,
+    }
+
+
+def render_speed(device: str, batch: int, size: int) -> dict:
+    """Every backend at ``size``² px, ``batch`` images, sigma in [0.5, 4] px (torch only without CUDA), each
+    with the GPU utilisation while it ran (warm-up and repeats: :func:`bench.render.run_one`)."""
+    from bench.render import run_one
+
+    def timed(backend: str) -> dict:
+        sampler = UtilSampler(0 if device == "cuda" else None)
+        with sampler:
+            result = run_one(backend, batch, size, 4.0, device)
+        return {**result, "gpu_utilisation": sampler.summary()}
+
+    out = {"torch": timed("torch")}
+    for backend, why_not in _fast_backends(device).items():
+        if why_not is not None:
+            out[backend] = {"skipped": why_not}
+            continue
+        out[backend] = timed(backend)
+        out[f"{backend}_speedup_forward_backward"] = round(
+            out["torch"]["forward_backward_s"] / out[backend]["forward_backward_s"], 2
         )
-    else:
-        out["gsplat"] = {"skipped": NO_GSPLAT}
     return out
 
 
@@ -217,18 +319,17 @@ def fit_speed(device: str, scenes_n: int, size: int, backend: str | None = None)
 
 
 def fit_speeds(device: str, scenes_n: int, size: int) -> dict:
-    """:func:`fit_speed` with the torch backend and, on CUDA with gsplat's kernels, with gsplat (half the
-    scenes: it is the slower one) and their ratio."""
-    from sdgs.render import gsplat_available
-
+    """:func:`fit_speed` with the torch backend and, on CUDA, with gsplat (half the scenes: it is the slower
+    one) and triton where they run, with their ratios to torch."""
     out = {"torch": fit_speed(device, scenes_n, size, "torch")}
-    if device == "cuda" and gsplat_available():
-        out["gsplat"] = fit_speed(device, max(1, scenes_n // 2), size, "gsplat")
-        out["gsplat_over_torch_seconds"] = round(
-            out["gsplat"]["seconds_per_scene"] / out["torch"]["seconds_per_scene"], 2
+    for backend, why_not in _fast_backends(device).items():
+        if why_not is not None:
+            out[backend] = {"skipped": why_not}
+            continue
+        out[backend] = fit_speed(device, max(1, scenes_n // 2) if backend == "gsplat" else scenes_n, size, backend)
+        out[f"{backend}_over_torch_seconds"] = round(
+            out[backend]["seconds_per_scene"] / out["torch"]["seconds_per_scene"], 3
         )
-    else:
-        out["gsplat"] = {"skipped": NO_GSPLAT}
     return out
 
 
@@ -236,7 +337,10 @@ class TrainThroughput(L.Callback):
     """Training samples/s after ``warmup`` steps, the renderer backend that ran; rank 0 writes ``out`` (JSON).
 
     ``samples_per_s`` times the training steps alone (batch start to batch end, CUDA synchronised), so
-    validation and checkpointing are left out; ``wall_s`` is the wall time after the warm-up with them. The
+    validation and checkpointing are left out; ``wall_s`` is the wall time after the warm-up with them. On
+    CUDA, NVML samples the GPU utilisation from the first timed step to the end of training
+    (:class:`UtilSampler`; the synchronisations at each step's ends cost a little of it, as they do of the
+    time) and ``peak_memory_mb`` is the CUDA peak allocation over the timed steps. The
     splatting stage fits a scene the first time a batch holds it, inside that step: with ``warmup`` of one
     epoch the timed steps hold no fits (``seconds_to_warmup`` does). Added to ``sdgs fit`` by :func:`train_run`
     and :mod:`bench.gpu_train` (``--trainer.callbacks+=bench.gpu_check.TrainThroughput``).
@@ -250,6 +354,7 @@ class TrainThroughput(L.Callback):
         self.t_step: float | None = None
         self.samples, self.steps, self.step_s = 0, 0, 0.0
         self.batch_shape: list[int] = []
+        self.sampler: UtilSampler | None = None
 
     def _sync(self, pl_module: L.LightningModule) -> float:
         if pl_module.device.type == "cuda":
@@ -262,7 +367,14 @@ class TrainThroughput(L.Callback):
             self.batch_shape = list(batch["stack"].shape)
         if trainer.global_step >= self.warmup:
             self.t_step = self._sync(pl_module)
-            self.t0 = self.t0 or self.t_step
+            if self.t0 is None:
+                self.t0 = self.t_step
+                cuda = pl_module.device.type == "cuda"
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats(pl_module.device)
+                # NVML counts every GPU of the machine; CUDA's index equals it unless CUDA_VISIBLE_DEVICES remaps
+                index = (pl_module.device.index or 0) if cuda else None
+                self.sampler = UtilSampler(index).start()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.t_step is not None:
@@ -275,6 +387,7 @@ class TrainThroughput(L.Callback):
         from sdgs.render import resolve_backend
 
         t1 = self._sync(pl_module)
+        utilisation = self.sampler.stop() if self.sampler is not None else {"skipped": "no timed step"}
         if not trainer.is_global_zero:
             return
         renderer = getattr(pl_module, "renderer", None)
@@ -291,17 +404,32 @@ class TrainThroughput(L.Callback):
             "seconds_before_first_step": round(self.t_first - self.t_fit, 2),
             "seconds_to_warmup": round(self.t0 - self.t_first, 2),
             "renderer_backend": None if renderer is None else resolve_backend(renderer.backend, pl_module.device),
+            "precision": str(trainer.precision), "gpu_utilisation": utilisation,
+            "peak_memory_mb": round(torch.cuda.max_memory_allocated(pl_module.device) / 2**20, 1)
+            if pl_module.device.type == "cuda" else None,
             "device": torch.cuda.get_device_name(pl_module.device) if pl_module.device.type == "cuda" else "cpu",
         }  # fmt: skip
         Path(self.out).write_text(json.dumps(result))
 
 
-def train_run(device: str, steps: int, warmup: int, size: int, crop: int, batch: int, scenes_n: int,
-              timeout_s: float, ddp: bool = False) -> dict:  # fmt: skip
-    """``sdgs fit`` with ``fod500.yaml`` on procedural data in a scratch folder; returns the callback's JSON."""
+def train_run(device: str, steps: int, warmup: int, size: int, crop: int, batch: int | None, scenes_n: int,
+              timeout_s: float, ddp: bool = False, gpu_variant: bool = False) -> dict:  # fmt: skip
+    """``sdgs fit`` with ``fod500.yaml`` on procedural data in a scratch folder; returns the callback's JSON.
+
+    ``gpu_variant``: with ``fod500_gpu.yaml`` layered on, and its batch size unless ``batch`` is given.
+    Without it, the plain settings: fp32, torch renderer, splatting fits read from disk every step.
+    On CPU the variant keeps fp32 (bf16 autocast is a GPU setting; the dry run checks the plumbing).
+    """
     with tempfile.TemporaryDirectory(prefix="sdgs_gpu_check_") as tmp:
         out = Path(tmp) / "throughput.json"
-        configs = ["--config", str(FOD500_YAML), "--config", str(REPO / "lightning_configs" / "logger" / "csv.yaml")]
+        configs = ["--config", str(FOD500_YAML)]
+        if gpu_variant:
+            configs += ["--config", str(FOD500_GPU_YAML)]
+            if device != "cuda":
+                configs += ["--trainer.precision=32-true"]
+        else:
+            configs += ["--splat.backend=torch", "--splat.keep_on_device=false"]
+        configs += ["--config", str(REPO / "lightning_configs" / "logger" / "csv.yaml")]
         if ddp:
             name = "ddp.yaml" if device == "cuda" else "cpu_ddp.yaml"
             configs += ["--config", str(REPO / "lightning_configs" / "trainer" / name), "--trainer.devices=2"]
@@ -311,12 +439,13 @@ def train_run(device: str, steps: int, warmup: int, size: int, crop: int, batch:
             sys.executable, "-m", "sdgs.cli", "fit", *configs,
             "--data=datamodules.SyntheticDataModule", "--data.init_args.data_dir=null",  # in memory, not data/fod500
             f"--data.init_args.size={size}", f"--data.init_args.crop_size={crop}",
-            f"--data.init_args.batch_size={batch}", f"--data.init_args.num_train={scenes_n}",
+            *([f"--data.init_args.batch_size={batch}"] if batch else []), f"--data.init_args.num_train={scenes_n}",
             "--data.init_args.num_val=2", "--data.init_args.num_test=2",
             # no loader workers: the splatting stage has generated every scene in this process already, so
             # the timed steps hold no procedural generation (FoD500 files would not need it either)
             "--data.init_args.num_workers=0", "--data.init_args.pin_memory=false",
             f"--trainer.max_steps={steps}", "--trainer.max_epochs=-1", "--trainer.limit_val_batches=0",
+            "--trainer.val_check_interval=1.0", "--trainer.check_val_every_n_epoch=1",
             "--trainer.enable_progress_bar=false",
             "--trainer.callbacks+=bench.gpu_check.TrainThroughput",
             f"--trainer.callbacks.init_args.out={out}", f"--trainer.callbacks.init_args.warmup={warmup}",
@@ -375,7 +504,12 @@ def main(argv: list[str] | None = None) -> int:
         "parity": lambda: parity(args.device, args.tiny),
         "render_speed": lambda: render_speed(args.device, *sizes["render"]),
         "fit": lambda: fit_speeds(args.device, *sizes["fit"]),
+        "parity_triton": lambda: parity(args.device, args.tiny, backend="triton"),
         "train": lambda: train_run(args.device, steps, warmup, size, crop, batch, scenes_n, left()),
+        # the GPU config's own batch on a GPU; the tiny dry run keeps its tiny batch
+        "train_gpu": lambda: train_run(
+            args.device, steps, warmup, size, crop, batch if args.tiny else None, scenes_n, left(), gpu_variant=True
+        ),
     }
     if gpus >= 2 or args.ddp:
         ddp_steps = sizes["ddp_steps"]
@@ -393,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--sections: unknown {unknown}; this run has {sorted(sections)}")
         sections = {k: v for k, v in sections.items() if k in args.sections}
     payload["gpus"] = gpus
+    if torch.cuda.is_available() and args.device == "cuda":
+        payload["machine"] = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     if "ddp" not in sections and not args.sections:
         payload["ddp"] = {"skipped": f"needs >= 2 GPUs ({gpus} visible)"}
     failed = False
@@ -411,7 +547,11 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.out, payload, echo=False)
     payload["complete"] = True
     payload["total_s"] = round(time.perf_counter() - t_start, 1)
-    failed |= any(payload.get(name, {}).get("pass") is False for name in ("parity", "parity_seeds"))
+    failed |= any(payload.get(name, {}).get("pass") is False for name in ("parity", "parity_seeds", "parity_triton"))
+    if "samples_per_s" in payload.get("train", {}) and "samples_per_s" in payload.get("train_gpu", {}):
+        payload["train_gpu_over_train_samples_per_s"] = round(
+            payload["train_gpu"]["samples_per_s"] / payload["train"]["samples_per_s"], 2
+        )
     failed |= payload.get("gsplat_kernels", {}).get("available") is False
     write_json(args.out, payload, echo=False)
     print(f"[gpu-check] wrote {args.out} in {payload['total_s']} s{' (with failures)' if failed else ''}")

@@ -3,8 +3,10 @@
 #   1. gsplat's CUDA kernels JIT-compile (minutes, on the CPU cores) in the background, niced, while
 #   2. bench.gpu_train trains fod500.yaml on procedural 256² scenes with the torch renderer on the GPU
 #      (GPU_TRAIN_MINUTES of training, then the test rows) -> $OUT/gpu_train.{json,png}
-#   3. bench.gpu_check with the kernels built: parity (+4 seeds), renderer and fit speed -> $OUT/gpu.json
-#   4. the test suite's CUDA tests (pytest -m cuda)
+#   3. bench.gpu_check with the kernels built: gsplat parity (+4 seeds), triton parity, renderer and fit speed
+#      of the torch / gsplat / triton backends, training before/after the GPU variant (fod500.yaml plain vs with
+#      fod500_gpu.yaml) with NVML utilisation over the timed steps -> $OUT/gpu.json
+#   4. the test suite's CUDA tests (pytest -m cuda) and the triton backend's tests on the GPU
 # and the run folders' logs (no checkpoints) -> $OUT/runs.tgz. Every step writes its log under $OUT.
 #
 #   OUT=/tmp/gpu_out bash bench/gpu_session.sh         (OUT: the folder that comes back; default /tmp/gpu_out)
@@ -14,7 +16,7 @@
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 DEADLINE_S=${DEADLINE_S:-570}
-MINUTES=${GPU_TRAIN_MINUTES:-3}
+MINUTES=${GPU_TRAIN_MINUTES:-2}  # 2, not 3: the train/train_gpu sections of bench.gpu_check need the minute
 DEVICE=${DEVICE:-cuda}
 DRY=(); [ "$DEVICE" = cuda ] || DRY=(--device cpu --tiny)
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
@@ -65,12 +67,14 @@ case $build in
   *) say "gsplat's kernels did not build (see gsplat_build.log): skipping bench.gpu_check and the CUDA tests"; exit 1 ;;
 esac
 
-# no train section: bench.gpu_train has measured training above
+# train / train_gpu: training speed before/after (bench.gpu_train above measures accuracy over time)
 say "bench.gpu_check"
-timeout "$(limit 45)" python3 -m bench.gpu_check --parity-seeds 4 --sections parity parity_seeds render_speed fit \
+timeout "$(limit 45)" python3 -m bench.gpu_check --parity-seeds 4 \
+  --sections parity parity_seeds parity_triton render_speed fit train train_gpu \
   --budget-s "$(limit 100)" --commit "$COMMIT" --out "$OUT/gpu.json" "${DRY[@]}" >"$OUT/gpu_check.log" 2>&1
 say "bench.gpu_check exit $?"
 
-say "pytest -m cuda"
-timeout "$(limit 5)" python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_render.py >"$OUT/pytest_cuda.log" 2>&1
+say "pytest -m cuda + the triton backend's tests"
+timeout "$(limit 5)" python3 -m pytest -q -p no:cacheprovider tests/test_render.py tests/test_render_triton.py \
+  -k "cuda or gsplat or triton" >"$OUT/pytest_cuda.log" 2>&1
 say "pytest exit $?: $(tail -1 "$OUT/pytest_cuda.log")"

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor
 
 __all__ = ["DataError", "apply_crop"]
@@ -25,8 +27,9 @@ class DataError(ValueError):
     """A dataset file is missing, unreadable or inconsistent. The message names the file and the fix."""
 
 
-def apply_crop(full: Tensor, crop: Tensor) -> Tensor:
-    """Cut a per-sample full-image tensor ``(..., H, W)`` to the view described by ``crop`` (6,)."""
+def apply_crop(full: Tensor, crop: Tensor | Sequence[int]) -> Tensor:
+    """Cut a per-sample full-image tensor ``(..., H, W)`` to the view described by ``crop`` (6,): a tensor or,
+    cheaper for a tensor on the GPU (no sync per element), its ``tolist()``."""
     top, left, h, w, flip_x, flip_y = (int(v) for v in crop)
     out = full[..., top : top + h, left : left + w]
     if flip_x:

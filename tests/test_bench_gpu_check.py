@@ -27,6 +27,45 @@ def test_gpu_check_gsplat_parity_section_on_cpu_proxy(gsplat_on_cpu) -> None:
             assert 0 <= err["max_abs"] <= gpu_check.FWD_TOL and err["max_rel_to_scale"] <= gpu_check.GRAD_TOL
 
 
+def test_gpu_check_triton_parity_section_on_cpu_interpreter() -> None:
+    report = gpu_check.parity("cpu", tiny=True, backend="triton")
+    assert report["backend"] == "triton" and report["pass"] is True, report
+    for err in report["render_defocus"]["forward"].values():
+        assert err["max_abs"] <= gpu_check.FWD_TOL
+
+
+def test_util_sampler_summarises_nvml_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The NVML sampler's statistics, on a fake pynvml that replays known readings."""
+    import types
+
+    readings = iter([10, 90, 95, 85, 100] * 1000)
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda i: f"gpu{i}",
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=next(readings), memory=40),
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(gpu_check, "UTIL_PERIOD_S", 0.0)
+    sampler = gpu_check.UtilSampler(0)
+    for _ in range(10):  # what the thread does, without its timing
+        sampler.samples.append(float(next(readings)))
+        sampler.memory_samples.append(40.0)
+    summary = sampler.summary()
+    assert summary["reads"] == 10 and summary["sm_util_mean_pct"] == 76.0
+    assert (
+        summary["fraction_reads_at_least_80_pct"] == 0.8
+        and summary["sm_util_p10_pct"] == 10.0
+        and summary["sm_util_p50_pct"] == 90.0
+    )
+    assert summary["memory_util_mean_pct"] == 40.0
+    with gpu_check.UtilSampler(0) as running:  # the thread itself starts, reads and stops
+        while len(running.samples) < 3:
+            pass
+    assert running.summary()["reads"] >= 3
+    assert "skipped" in gpu_check.UtilSampler(None).summary()
+
+
 def test_gpu_check_parity_skips_without_the_gsplat_backend() -> None:
     assert "use backend='torch'" in gpu_check.parity("cpu")["skipped"]
 
@@ -69,4 +108,11 @@ def test_gpu_check_cpu_dry_run_writes_every_section(tmp_path: Path) -> None:
     assert train["steps_timed"] == 4 and train["world_size"] == 1 and train["renderer_backend"] == "torch"
     assert train["batch_shape_per_process"] == [2, 5, 3, 24, 24]  # batch 2, 5 focus positions, 24-px crops
     assert train["samples_per_s"] > 0 and train["seconds_per_step"] > 0
-    assert "fod500.yaml" in train["command"]
+    assert "fod500.yaml" in train["command"] and "fod500_gpu.yaml" not in train["command"]
+    assert "skipped" in train["gpu_utilisation"] and train["peak_memory_mb"] is None  # CPU: no NVML
+    after = result["train_gpu"]
+    assert "fod500_gpu.yaml" in after["command"] and after["steps_timed"] == 4
+    assert after["batch_shape_per_process"] == [2, 5, 3, 24, 24] and after["precision"] == "32-true"  # CPU
+    assert result["train_gpu_over_train_samples_per_s"] > 0
+    assert result["parity_triton"]["pass"] is True  # Triton's interpreter (conftest's TRITON_INTERPRET)
+    assert all("skipped" in result[sec]["triton"] for sec in ("render_speed", "fit"))

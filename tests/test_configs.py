@@ -21,6 +21,8 @@ REAL_DELTAS = ["dfd_indoor_supervised.yaml", "dfd_indoor_no_defocus.yaml", "dfd_
 FRAGMENTS = sorted(
     str(p.relative_to(CONFIGS)) for p in CONFIGS.glob("*/*.yaml") if p.parent.name in ("trainer", "logger")
 )
+#: GPU variants: deltas layered on their experiment
+GPU_VARIANTS = {"fod500_gpu.yaml": "fod500.yaml", "nyuv2_gpu.yaml": "nyuv2.yaml"}
 
 
 def print_config(*args: str) -> dict:
@@ -32,7 +34,7 @@ def print_config(*args: str) -> dict:
 
 
 def test_every_yaml_is_covered() -> None:
-    listed = {"base.yaml", "table.yaml", *EXPERIMENTS, *REAL_DELTAS, *FRAGMENTS}
+    listed = {"base.yaml", "table.yaml", *EXPERIMENTS, *REAL_DELTAS, *GPU_VARIANTS, *FRAGMENTS}
     listed |= {str(p.relative_to(CONFIGS)) for p in (CONFIGS / "sweeps").glob("*.yaml")}  # test_workflow.py
     listed |= {str(p.relative_to(CONFIGS)) for p in (CONFIGS / "experiments").glob("*.yaml")}  # test_bench_train.py
     assert {str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml")} == listed
@@ -69,6 +71,28 @@ def test_real_photo_delta_parses_on_top_of_dfd_indoor(delta: str) -> None:
         assert cfg["data"]["init_args"][key] == value, key
     assert cfg["trainer"]["default_root_dir"] == change["trainer"]["default_root_dir"]
     assert cfg["data"]["init_args"]["real_in_stack"] is True  # the rest is dfd_indoor.yaml's
+
+
+@pytest.mark.parametrize(("variant", "experiment"), GPU_VARIANTS.items())
+def test_gpu_variant_feeds_the_gpu_and_keeps_the_experiment(variant: str, experiment: str) -> None:
+    plain = print_config("--config", str(CONFIGS / experiment))
+    cfg = print_config("--config", str(CONFIGS / experiment), "--config", str(CONFIGS / variant))
+    assert cfg["trainer"]["precision"] == "bf16-mixed"
+    assert cfg["model"]["channels_last"] is True
+    loader = cfg["data"]["init_args"]
+    assert loader["num_workers"] > 0 and loader["pin_memory"] is True  # persistent: num_workers > 0
+    assert loader["batch_size"] > plain["data"]["init_args"]["batch_size"]
+    assert cfg["trainer"]["check_val_every_n_epoch"] is None and cfg["trainer"]["val_check_interval"] > 1
+    assert cfg["splat"]["keep_on_device"] is True
+    assert cfg["trainer"]["default_root_dir"] == f"runs/{variant[:-5]}"
+    # the experiment itself (data, networks, splatting settings) is unchanged
+    assert cfg["data"]["class_path"] == plain["data"]["class_path"]
+    for key in ("sdnet_width", "sdnet_depth", "depthnet_width", "depthnet_depth", "metric_protocol"):
+        assert cfg["model"][key] == plain["model"][key], key
+    assert {k: v for k, v in cfg["splat"].items() if k != "keep_on_device"} == {
+        k: v for k, v in plain["splat"].items() if k != "keep_on_device"
+    }
+    assert loader["crop_size"] == plain["data"]["init_args"]["crop_size"]
 
 
 @pytest.mark.parametrize("fragment", FRAGMENTS)

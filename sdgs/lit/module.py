@@ -13,9 +13,11 @@ for ground truth (the upper-bound row only). Evaluation always sees ONE defocuse
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,6 +103,13 @@ class SDGSModule(L.LightningModule):
         train_focus_indices: train on these images of each stack only (the Siamese pair is drawn among them;
             one index = one image per scene, no pair); None = every image. The no-defocus control of
             ``bench/real.py`` trains on the appended real photo alone.
+        channels_last: keep the networks' conv weights (and so their activations) in channels-last memory
+            format: faster convolutions on tensor-core GPUs, esp. with bf16 (``trainer.precision: bf16-mixed``).
+            No effect on the numbers.
+
+    Mixed precision (``trainer.precision: bf16-mixed``): the networks' convolutions run in bf16; their depth
+    heads, every loss term and the renderer run in fp32 (the loss-term code below runs with autocast off, the
+    renderer casts itself up: :func:`sdgs.render.rasterize.full_precision`).
     """
 
     def __init__(
@@ -134,6 +143,7 @@ class SDGSModule(L.LightningModule):
         log10: bool = False,
         test_focus_index: int | None = None,
         train_focus_indices: list[int] | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if stage not in ("joint", "sdnet", "depthnet"):
@@ -145,6 +155,11 @@ class SDGSModule(L.LightningModule):
         self.hparams["target_space"] = target_space or ("abs_rel" if supervised else "log_depth")
         self.sdnet = SDNet(sdnet_width, sdnet_depth, blur_inputs=blur_inputs, stride=net_stride, row_input=row_input)
         self.depthnet = DepthNet(depthnet_width, depthnet_depth, stride=net_stride, row_input=row_input)
+        if channels_last:
+            # 4-D weights only; .to(device) and load_state_dict keep the format, and a conv with channels-last
+            # weights returns channels-last activations, so the whole U-Net follows
+            self.sdnet.to(memory_format=torch.channels_last)
+            self.depthnet.to(memory_format=torch.channels_last)
         self.renderer: DefocusRenderer | None = None
         # one collection per split: refined depth on all / near pixels, and z0; test adds one per focus index
         self.metrics = torch.nn.ModuleDict({split: self._metric_collection() for split in ("val", "test")})
@@ -200,6 +215,13 @@ class SDGSModule(L.LightningModule):
         total = max(1, int(total))
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=self.hparams.lr * 0.05)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    @contextlib.contextmanager
+    def _fp32(self) -> Iterator[None]:
+        """Autocast off: loss terms in fp32 whatever ``trainer.precision`` (bf16 SSIM windows and sums of
+        small per-pixel errors lose the differences the losses are about)."""
+        with torch.autocast(self.device.type, enabled=False):
+            yield
 
     # ------------------------------------------------------------------ inference
     def predict_depth(self, image: Tensor, focus_m: Tensor, camera: Camera | dict) -> dict[str, Tensor]:
@@ -320,20 +342,21 @@ class SDGSModule(L.LightningModule):
         out_a = {k: v[:bsz] for k, v in both.items()}
         out_b = {k: v[bsz:] for k, v in both.items()}
         conf = targets["confidence"]
-        if hp.target_space in losses.DEPTH_LOSSES:
-            loss, far = losses.DEPTH_LOSSES[hp.target_space], hp.loss_far_m
-            defocus = loss(out_a["inv_depth"], targets["inv_depth"], conf, far)
-            defocus = defocus + loss(out_b["inv_depth"], targets["inv_depth"], conf, far)
-        else:
-            defocus = losses.confidence_l1(out_a["signed_coc"], targets["coc"][rows, a_idx], conf)
-            defocus = defocus + losses.confidence_l1(out_b["signed_coc"], targets["coc"][rows, b_idx], conf)
-        terms = {
-            "defocus": hp.defocus_weight * 0.5 * defocus,
-            "siamese": hp.siamese_weight * losses.siamese_consistency(out_a["inv_depth"], out_b["inv_depth"]),
-        }
-        self._check_finite(terms)  # before rendering: a NaN depth must be reported as its loss term
-        if render and hp.blur_weight > 0:
-            terms["blur"] = hp.blur_weight * self._render_loss(batch, out_a["depth"], b_idx)
+        with self._fp32():
+            if hp.target_space in losses.DEPTH_LOSSES:
+                loss, far = losses.DEPTH_LOSSES[hp.target_space], hp.loss_far_m
+                defocus = loss(out_a["inv_depth"], targets["inv_depth"], conf, far)
+                defocus = defocus + loss(out_b["inv_depth"], targets["inv_depth"], conf, far)
+            else:
+                defocus = losses.confidence_l1(out_a["signed_coc"], targets["coc"][rows, a_idx], conf)
+                defocus = defocus + losses.confidence_l1(out_b["signed_coc"], targets["coc"][rows, b_idx], conf)
+            terms = {
+                "defocus": hp.defocus_weight * 0.5 * defocus,
+                "siamese": hp.siamese_weight * losses.siamese_consistency(out_a["inv_depth"], out_b["inv_depth"]),
+            }
+            self._check_finite(terms)  # before rendering: a NaN depth must be reported as its loss term
+            if render and hp.blur_weight > 0:
+                terms["blur"] = hp.blur_weight * self._render_loss(batch, out_a["depth"], b_idx)
         return terms, out_a
 
     def _depthnet_terms(
@@ -346,19 +369,20 @@ class SDGSModule(L.LightningModule):
         image, focus = batch["stack"][rows, a_idx], batch["focus_distance"][rows, a_idx]
         cam = batched_camera(batch["camera"], 4)
         ref = self.depthnet(image, sd["defocus"].detach(), focus, sd["depth"].detach(), cam)
-        if hp.target_space in losses.DEPTH_LOSSES:
-            loss = losses.DEPTH_LOSSES[hp.target_space]
-            depth = loss(ref["inv_depth"], targets["inv_depth"], targets["confidence"], hp.loss_far_m)
-        else:
-            depth = losses.confidence_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
-            depth = depth / targets["inv_depth"].mean().clamp_min(1e-6)
-        terms = {
-            "depth": hp.depth_weight * depth,
-            "smooth": hp.smooth_weight * losses.smoothness(ref["inv_depth"], image),
-        }
-        self._check_finite(terms)
-        if render and hp.depth_render_weight > 0:
-            terms["depth_render"] = hp.depth_render_weight * self._render_loss(batch, ref["depth"], b_idx)
+        with self._fp32():
+            if hp.target_space in losses.DEPTH_LOSSES:
+                loss = losses.DEPTH_LOSSES[hp.target_space]
+                depth = loss(ref["inv_depth"], targets["inv_depth"], targets["confidence"], hp.loss_far_m)
+            else:
+                depth = losses.confidence_l1(ref["inv_depth"], targets["inv_depth"], targets["confidence"])
+                depth = depth / targets["inv_depth"].mean().clamp_min(1e-6)
+            terms = {
+                "depth": hp.depth_weight * depth,
+                "smooth": hp.smooth_weight * losses.smoothness(ref["inv_depth"], image),
+            }
+            self._check_finite(terms)
+            if render and hp.depth_render_weight > 0:
+                terms["depth_render"] = hp.depth_render_weight * self._render_loss(batch, ref["depth"], b_idx)
         return terms
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:

@@ -14,6 +14,7 @@ from sdgs.optics import (
     normalized_log_inverse_depth,
     signed_coc_from_inverse_depth,
 )
+from sdgs.render.rasterize import full_precision
 
 __all__ = ["SDNet", "DepthNet", "blur_features", "bounded_inverse_depth", "focus_plane", "row_plane"]
 
@@ -21,6 +22,7 @@ __all__ = ["SDNet", "DepthNet", "blur_features", "bounded_inverse_depth", "focus
 BLUR_CHANNELS = 4
 
 
+@full_precision
 def blur_features(image: Tensor, window: int = 7, eps: float = 1e-4) -> Tensor:
     """Local blur cues of ``image`` (B,3,H,W) in [0,1] → (B, 4, H, W), roughly zero-mean.
 
@@ -28,6 +30,8 @@ def blur_features(image: Tensor, window: int = 7, eps: float = 1e-4) -> Tensor:
     each at the pixel and over a ``window`` box, against the log local contrast. Their differences are a
     contrast-normalised sharpness, i.e. blur independent of texture strength; the network gets the raw
     logs and learns the ratio. Pure kornia filters (reflect borders), differentiable, no parameters.
+    Always fp32, also under bf16 autocast: the local contrast is a difference of two box means (a variance),
+    which bf16's 3 digits would cancel to noise.
     """
     import kornia
 
@@ -107,7 +111,9 @@ class SDNet(nn.Module):
             x.append(blur_features(image))
         if self.row_input:
             x.append(row_plane(image))
-        logit = _upsample(self.net(_pool(torch.cat(x, 1), self.stride)), image.shape[-2:])
+        # the U-Net may run in bf16 (autocast); the bounded depth and the thin lens stay fp32: bf16's 3 digits
+        # would quantise depth by ~0.4 %, a sizeable share of the blur signal
+        logit = _upsample(self.net(_pool(torch.cat(x, 1), self.stride)).float(), image.shape[-2:])
         inv = bounded_inverse_depth(logit, near, far)
         coc = signed_coc_from_inverse_depth(inv, focus_m.view(-1, 1, 1, 1), camera)
         return {"signed_coc": coc, "defocus": coc.abs(), "inv_depth": inv, "depth": 1.0 / inv}
@@ -150,6 +156,6 @@ class DepthNet(nn.Module):
         x = [image * 2 - 1, defocus / self.coc_scale_px, plane * 2 - 1, z0_norm * 2 - 1]
         if self.row_input:
             x.append(row_plane(image))
-        residual = _upsample(self.net(_pool(torch.cat(x, 1), self.stride)), image.shape[-2:])
+        residual = _upsample(self.net(_pool(torch.cat(x, 1), self.stride)).float(), image.shape[-2:])  # fp32 head
         inv = bounded_inverse_depth(logit0 + residual, near, far)
         return {"inv_depth": inv, "depth": 1.0 / inv}

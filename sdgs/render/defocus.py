@@ -16,7 +16,13 @@ import torch
 from torch import Tensor, nn
 
 from sdgs.optics import SIGMA_PER_COC, Camera, batched_camera, coc_to_sigma_px, get_camera, signed_coc_px
-from sdgs.render.rasterize import Backend, layer_ids_from_depths, rasterize_gaussians, resolve_backend
+from sdgs.render.rasterize import (
+    Backend,
+    full_precision,
+    layer_ids_from_depths,
+    rasterize_gaussians,
+    resolve_backend,
+)
 
 __all__ = ["FOOTPRINT_SIGMA_PX", "render_defocus", "project_gaussians", "pixel_gaussians", "DefocusRenderer"]
 
@@ -118,6 +124,7 @@ def _project_gsplat(means3d: Tensor, covars3d: Tensor, K: Tensor, width: int, he
     return means2d.to(means3d.dtype), cov.to(means3d.dtype), depths.to(means3d.dtype), valid
 
 
+@full_precision
 def render_defocus(
     radiance: Tensor,
     depth: Tensor,
@@ -152,6 +159,8 @@ def render_defocus(
     Returns:
         dict with ``image`` ``(B, 3, H, W)`` (or ``(B, S, 3, H, W)``), ``alpha`` and ``depth``
         ``(B, 1, H, W)`` (or ``(B, S, 1, H, W)``): coverage and coverage-normalised composited depth.
+        Always at least float32: under autocast (bf16 networks) the renderer runs in fp32
+        (:func:`~sdgs.render.rasterize.full_precision`).
     """
     if radiance.ndim != 4 or radiance.shape[1] != 3:
         raise ValueError(f"radiance must be (B, 3, H, W), got {tuple(radiance.shape)}")

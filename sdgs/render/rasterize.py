@@ -26,12 +26,14 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "full_precision",
     "Backend",
     "resolve_backend",
     "gsplat_available",
@@ -63,6 +65,30 @@ def gsplat_available() -> bool:
         return _C is not None
     except Exception:  # ImportError, RuntimeError from a failed JIT build, ...
         return False
+
+
+_F = TypeVar("_F", bound=Callable)
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def full_precision(fn: _F) -> _F:
+    """Run ``fn`` in float32 whatever the caller's autocast: half/bfloat16 tensor arguments are cast up and
+    autocast is off inside.
+
+    Mixed-precision training runs the networks in bf16; the renderer must not follow them: the projection's
+    matmuls would round covariances to 3 significant digits, and the layer sums (hundreds of small kernel
+    weights per pixel) and the coverage clamp at 1 need fp32. Gradients flow back through the casts.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        first = next((a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)), None)
+        device_type = first.device.type if first is not None else "cpu"
+        up = lambda a: a.float() if isinstance(a, Tensor) and a.dtype in _HALF else a  # noqa: E731
+        with torch.autocast(device_type, enabled=False):
+            return fn(*(up(a) for a in args), **{k: up(v) for k, v in kwargs.items()})
+
+    return wrapper  # type: ignore[return-value]
 
 
 def triton_interpreted() -> bool:
@@ -292,6 +318,7 @@ class _SplatAccumulate(torch.autograd.Function):
 # ---------------------------------------------------------------------------------------------------
 # Public rasterizer
 # ---------------------------------------------------------------------------------------------------
+@full_precision
 def rasterize_gaussians(
     means2d: Tensor,
     covars2d: Tensor,

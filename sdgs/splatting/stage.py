@@ -95,10 +95,20 @@ class GaussianSplattingStage(L.Callback):
         cache_dir: where fits are cached (shared between runs and DDP ranks).
         render_layers: depth layers of the shared renderer used by the modules' losses.
         fit_batch_size: scenes fitted together when entries are missing.
+        keep_on_device: hold every fit in memory on the batch's device after its first use, so each cache
+            entry is read from disk and copied to the GPU once per run instead of every batch (a blocking
+            ``torch.load`` + host-to-device copy per sample and step that left the GPU idle). Costs
+            ``(S + 5) H W`` floats per training sample on the device (FoD500: 2.9 MB, 1.2 GB for 400 scenes);
+            False reads the disk cache every batch (the behaviour before, for datasets that do not fit).
     """
 
     def __init__(
-        self, cache_dir: str = "cache/splat", render_layers: int = 8, fit_batch_size: int = 8, **fit_settings: Any
+        self,
+        cache_dir: str = "cache/splat",
+        render_layers: int = 8,
+        fit_batch_size: int = 8,
+        keep_on_device: bool = True,
+        **fit_settings: Any,
     ) -> None:
         super().__init__()
         self.cache_dir = cache_dir
@@ -107,6 +117,10 @@ class GaussianSplattingStage(L.Callback):
             backend=self.config.backend, num_layers=render_layers, sigma_per_coc=self.config.sigma_per_coc
         )
         self.fit_batch_size = fit_batch_size
+        self.keep_on_device = keep_on_device
+        # (split, device) -> sample index -> fields on that device; entries never change within a run (the
+        # cache key holds the fitting settings), so a resident copy cannot go stale
+        self._resident: dict[tuple[str, str], dict[int, dict[str, Tensor]]] = {}
         self._datamodule = None
         self._caches: dict[str, SplatCache] = {}
         self.fitted = 0  # samples fitted by this process (the rest came from the cache)
@@ -131,6 +145,7 @@ class GaussianSplattingStage(L.Callback):
             )
         self._datamodule = datamodule
         self._caches = {}
+        self._resident = {}
 
     def cache(self, split: str) -> SplatCache:
         if split not in self._caches:
@@ -154,13 +169,27 @@ class GaussianSplattingStage(L.Callback):
             found.update(fitted)
         return found
 
+    def resident_fields(self, split: str, indices: Sequence[int], device: torch.device) -> dict[int, dict]:
+        """:meth:`fields_for` through the in-memory copy on ``device`` (``keep_on_device``)."""
+        store = self._resident.setdefault((split, str(device)), {})
+        missing = [i for i in dict.fromkeys(indices) if i not in store]
+        if missing:
+            for i, fields in self.fields_for(split, missing, device).items():
+                store[i] = {k: v.to(device, non_blocking=True) for k, v in fields.items()}
+        return {i: store[i] for i in indices}
+
     def attach(self, batch: dict[str, Any], split: str) -> dict[str, Any]:
         """Add ``initial_depth``, ``coc_targets``, ``confidence`` and ``radiance`` to ``batch`` in place."""
         device = batch["stack"].device
-        indices = [int(i) for i in batch["index"]]
-        fields = self.fields_for(split, indices, device)
+        # one device-to-host copy each (the batch is on the GPU by now), not one sync per element
+        indices = [int(i) for i in batch["index"].tolist()]
+        crops = torch.as_tensor(batch["crop"]).tolist()
+        if self.keep_on_device:
+            fields = self.resident_fields(split, indices, device)
+        else:
+            fields = self.fields_for(split, indices, device)
         for key, name in BATCH_FIELDS.items():
-            views = [apply_crop(fields[i][name], crop) for i, crop in zip(indices, batch["crop"])]
+            views = [apply_crop(fields[i][name], crop) for i, crop in zip(indices, crops)]
             batch[key] = torch.stack(views).to(device=device, dtype=batch["stack"].dtype)
         if "gain" in batch:  # photometric augmentation: the radiance in the colours of the augmented stack
             batch["radiance"] = batch["radiance"] * batch["gain"].to(batch["radiance"]).view(-1, 3, 1, 1)
