@@ -6,12 +6,12 @@ PIP ?= $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint format bench bench-quick bench-data bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-texture-error bench-single-image gpu-check bench-gpu-train gpu-session reproduce-table docs quickstart-ckpt real-ckpt bench-real synth clean
+.PHONY: help install test test-fast lint format bench bench-quick bench-data bench-cpu-train-speed bench-render bench-splat bench-splat-real bench-confidence bench-predict-stack bench-train bench-train-long bench-texture-error bench-single-image gpu-check bench-gpu-train gpu-session reproduce-table docs quickstart-ckpt real-ckpt bench-real synth clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
-install:  ## install torch (pinned first, so nothing pulls a multi-GB build) and sdgs with dev extras
+install:  ## install torch (pinned first, so nothing pulls a multi-GB build) and sdgs with dev extras (incl. triton, nvidia-ml-py)
 	$(PIP) install $(TORCH_SPEC)
 	$(PIP) install -e ".[dev]"
 
@@ -37,6 +37,9 @@ bench-quick:  ## every row of the README's procedural table at a quarter of the 
 bench-data:  ## data loading / synthesis throughput -> bench/data.json
 	$(PYTHON) -m bench.data --out bench/data.json
 
+bench-cpu-train-speed:  ## CPU training steps/s of the quickstart, merge-base with main vs this tree, in one run (~5 min) -> bench/cpu_train_speed.json
+	$(PYTHON) -m bench.cpu_train_speed --out bench/cpu_train_speed.json
+
 bench-render:  ## renderer speed and memory vs the naive reference -> bench/render.json
 	$(PYTHON) -m bench.render --out bench/render.json
 
@@ -61,7 +64,7 @@ bench-train:  ## the experiments of lightning_configs/experiments/bench_train.ya
 bench-texture-error:  ## where single-image depth errs: error per local-contrast bin of the held-out scenes, both texture families, for the models make bench-train left in results/ (~1 min) -> bench/texture_error.json, docs/texture_error.png
 	$(PYTHON) -m bench.texture_error --results results
 
-gpu-check:  ## on one CUDA GPU (<= 8 min): gsplat/torch parity, renderer, fit and training speed, DDP -> bench/gpu.json
+gpu-check:  ## on one CUDA GPU (<= 8 min): gsplat/triton vs torch parity, renderer and fit speed per backend, training before/after with NVML utilisation, DDP -> bench/gpu.json
 	$(PYTHON) -m bench.gpu_check --parity-seeds 4 --out bench/gpu.json
 
 GPU_MINUTES ?= 20
@@ -69,7 +72,7 @@ GPU_MINUTES ?= 20
 bench-gpu-train:  ## on one CUDA GPU: fod500.yaml on procedural 256² scenes for GPU_MINUTES of training, curve + images/s + test rows -> bench/gpu_train.json, docs/gpu_train.png
 	$(PYTHON) -m bench.gpu_train --minutes $(GPU_MINUTES)
 
-gpu-session:  ## a lent GPU machine, one bounded call (~9.5 min): gsplat build + bench-gpu-train (3 min) + gpu-check + CUDA tests -> OUT
+gpu-session:  ## a lent GPU machine, one bounded call (~9.5 min): gsplat build + bench-gpu-train (2 min) + gpu-check (triton, training before/after) + CUDA and triton tests -> OUT
 	bash bench/gpu_session.sh
 
 MINUTES ?= 3.5

@@ -7,7 +7,7 @@ The "before" tree is ``git archive`` of ``--before`` (default: the merge-base of
 code this branch started from) unpacked into a scratch folder; the "after" tree is this working tree. Each
 run is a fresh process (``PYTHONPATH`` = that tree) that builds ``lightning_configs/quickstart.yaml`` of its
 own tree through ``sdgs.lit.cli.make_cli`` on the CPU, with 64 training scenes (4 steps per epoch), no
-validation and no logger, its own empty splatting cache, and trains ``--warmup`` + ``--steps`` steps. The
+validation, the CSV logger only, its own empty splatting cache, and trains ``--warmup`` + ``--steps`` steps. The
 warm-up holds the first epoch, whose batches fit the splatting stage of their scenes; the timed steps hold
 none. Figures: steps/s over the training steps alone (batch start to batch end, the module's work plus the
 splatting stage's per-batch lookup) and over the wall time (adds data loading and the epoch ends). Runs
@@ -61,7 +61,9 @@ def _child(args: argparse.Namespace) -> None:
     scratch = Path(args.scratch)
     argv = [
         "--config", str(tree / "lightning_configs" / "quickstart.yaml"),
-        "--trainer.logger=false", "--trainer.accelerator=cpu", "--trainer.devices=1",
+        # the CSV logger alone (the base's W&B logger would start a service; the LR monitor needs a logger)
+        "--config", str(tree / "lightning_configs" / "logger" / "csv.yaml"),
+        "--trainer.accelerator=cpu", "--trainer.devices=1",
         f"--trainer.default_root_dir={scratch / 'run'}", "--trainer.enable_progress_bar=false",
         f"--trainer.max_steps={args.warmup + args.steps}", "--trainer.max_epochs=-1",
         "--trainer.limit_val_batches=0", f"--data.init_args.num_train={NUM_TRAIN}",
