@@ -91,11 +91,6 @@ def full_precision(fn: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def triton_interpreted() -> bool:
-    """Whether Triton kernels are (to be) built for the CPU interpreter: ``TRITON_INTERPRET=1``."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
 @functools.lru_cache(maxsize=2)
 def triton_available(device_type: str = "cuda") -> bool:
     """One-time probe: Triton imports and can run the fused kernels on ``device_type`` tensors.
@@ -125,7 +120,9 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     (Gaussian, 16x16 tile) pair to the shared kernel, many more pairs than the 3-sigma boxes of these small
     footprints. ``"gsplat"`` stays selectable (CUDA only, parity-tested against torch). ``"triton"`` is the
     torch backend's boxes and semantics in fused kernels, without the torch backend's per-chunk pair tensors
-    and index_add scatter; on CPU it runs only under Triton's interpreter (tests).
+    and index_add scatter; on CPU it runs only under Triton's interpreter (tests). ``auto`` picks it on CUDA,
+    unmeasured on a GPU so far (``make gpu-check`` times all three: ``render_speed`` and ``fit`` in
+    ``bench/gpu.json``).
     """
     if backend not in _BACKENDS:
         raise ValueError(f"unknown render backend {backend!r}: use one of {_BACKENDS}")
