@@ -1,7 +1,8 @@
 """Generate the results pages from the benchmark JSONs: every figure in them comes from the data.
 
     python -m docs.make_results            (make docs) rewrites docs/results.md, docs/benchmarks.md,
-                                           docs/single_image.md and the README's figure and results-table blocks
+                                           docs/single_image.md, the README's figure and results-table blocks
+                                           and the generated blocks of docs/gpu.md and docs/splat_real.md
     python -m docs.make_results --check    exits 1 and names the files that are not current
 
 Sources (each optional: a missing JSON drops its rows and sections, nothing else): ``bench/real.json`` (real
@@ -9,8 +10,12 @@ photographs), ``bench/quickstart.json`` and ``bench/train_long.json`` (``make be
 ``make bench-train-long``), ``bench/splat.json``, ``bench/splat_real.json``, ``bench/confidence.json``,
 ``bench/texture_error.json``, ``bench/single_image_real.json``, ``bench/data.json``, ``bench/render.json``,
 ``bench/predict_stack.json``, ``bench/single_image_oracle.json`` (the page ``docs/single_image.md``, laid out
-by :func:`bench.single_image_oracle.single_image_page`) and ``results/table.json`` (``make reproduce-table``: the
-published peers).
+by :func:`bench.single_image_oracle.single_image_page`), ``bench/gpu.json`` and ``bench/gpu_train.json`` (the
+figures block of ``docs/gpu.md``), ``bench/splat_real_320.json`` (with ``bench/splat_real.json``, the figures
+block of ``docs/splat_real.md``) and ``results/table.json`` (``make reproduce-table``: the published peers).
+
+Hand-written pages hold their measured figures only between a pair of marker lines (:data:`PAGE_BLOCKS`); the
+prose around them says how to run things and what the figures mean, without repeating them.
 
 δ1 is shown in percent everywhere; each JSON says in its ``protocol`` whether it stores a fraction (Eigen)
 or percent (DFV), and :func:`delta1_percent` converts once.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +57,9 @@ SOURCES = {
     "data": "bench/data.json",
     "render": "bench/render.json",
     "predict_stack": "bench/predict_stack.json",
+    "gpu": "bench/gpu.json",
+    "gpu_train": "bench/gpu_train.json",
+    "splat_real_320": "bench/splat_real_320.json",
     "table": "results/table.json",
 }
 NETWORK_ROWS = ("self-supervised", "supervised")
@@ -189,11 +198,11 @@ def readme_figures(repo: Path) -> list[str]:
     return [f"![{alt}]({path})" for path, alt in README_FIGURES if (repo / path).is_file()]
 
 
-def replace_block(text: str, markers: tuple[str, str], body: list[str]) -> str:
+def replace_block(text: str, markers: tuple[str, str], body: list[str], name: str = "README.md") -> str:
     """``text`` with the lines between the two marker lines replaced by ``body`` (both markers must exist)."""
     begin, end = markers
     if begin not in text or end not in text:
-        raise ValueError(f"README.md lacks the generated block markers {begin!r} ... {end!r}")
+        raise ValueError(f"{name} lacks the generated block markers {begin!r} ... {end!r}")
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
     return head + begin + "\n" + "\n".join(body) + "\n" + end + tail
@@ -616,10 +625,259 @@ def benchmarks_page(src: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --------------------------------------------------------------------------------------------- docs/gpu.md
+GPU_BLOCK = (
+    "<!-- gpu-figures:begin (python -m docs.make_results; edit bench/gpu.json and bench/gpu_train.json, not this) -->",
+    "<!-- gpu-figures:end -->",
+)
+#: every renderer backend ``bench.gpu_check`` can time; the block names those its JSON holds no figures for
+GPU_BACKENDS = ("torch", "gsplat", "triton")
+#: the sections of ``bench/gpu.json`` (``bench.gpu_check``), in the order the block reports them
+GPU_SECTIONS = ("parity", "parity_seeds", "parity_triton", "render_speed", "fit", "train", "train_gpu", "ddp")
+GPU_TRAIN_LABELS = {
+    "train": "training, `fod500.yaml` (fp32, torch renderer), `bench/gpu.json`",
+    "train_gpu": "training, `fod500.yaml` + `fod500_gpu.yaml`, `bench/gpu.json`",
+    "ddp": "training, DDP on 2 GPUs, `bench/gpu.json`",
+}
+
+
+def _records(section: object, key: str) -> dict[str, dict]:
+    """The per-backend records of a ``bench/gpu.json`` section that hold ``key``: ``{backend: record}``. A
+    section that is one record (it names its ``backend``) counts as that backend's."""
+    if not isinstance(section, dict):
+        return {}
+    if key in section:
+        return {section.get("backend", "?"): section}
+    return {b: r for b, r in section.items() if isinstance(r, dict) and key in r}
+
+
+def _not_measured(section: object) -> str | None:
+    """Why a section (or a backend's record) holds no figures: its ``skipped`` or ``error`` text, else None."""
+    if not isinstance(section, dict):
+        return "not run"
+    if "skipped" in section:
+        return str(section["skipped"])
+    if "error" in section:
+        return f"failed: {section['error']}"
+    return None
+
+
+def _parity_cell(p: dict) -> str:
+    """Pass or fail and the worst forward (absolute) and gradient (relative to scale) error of a parity record
+    (one seed) or of a parity sweep (``worst`` over its seeds)."""
+    if "worst" in p:
+        cases, verdict = p["worst"], f"{sum(p['passed'])} of {len(p['passed'])} seeds pass"
+    else:
+        cases = {k: v for k, v in p.items() if isinstance(v, dict) and "forward" in v}
+        verdict = "pass" if p.get("pass") else "**fail**"
+    fwd = max(e["max_abs"] for c in cases.values() for e in c["forward"].values())
+    grad = max(e["max_rel_to_scale"] for c in cases.values() for e in c["gradient"].values())
+    cell = f"{verdict}; forward ≤ {fwd:.1e} absolute, gradients ≤ {grad:.1e} of their scale"
+    if "forward_tol_abs" in p:
+        cell += f" (tolerances {p['forward_tol_abs']:g} and {p['gradient_tol_rel_to_scale']:g})"
+    return cell
+
+
+def _utilisation(record: dict) -> str:
+    util = record.get("gpu_utilisation", {})
+    return f", GPU busy {util['sm_util_mean_pct']} %" if "sm_util_mean_pct" in util else ""
+
+
+def _train_cell(t: dict) -> str:
+    """Training throughput of a ``TrainThroughput`` record: in the timed steps and over the wall time."""
+    batch, crop = t["batch_shape_per_process"][0], t["batch_shape_per_process"][-1]
+    wall = t["steps_timed"] * batch * t.get("world_size", 1) / t["wall_s"]
+    extra = [f"renderer {t['renderer_backend']}"] if t.get("renderer_backend") else []
+    if t.get("precision"):
+        extra.append(f"precision {t['precision']}")
+    if t.get("peak_memory_mb"):
+        extra.append(f"peak memory {t['peak_memory_mb']:.0f} MB")
+    return (
+        f"{t['samples_per_s']} focal stacks/s in the training steps ({t['seconds_per_step']} s/step, batch "
+        f"{batch} of {crop}² crops{', ' if extra else ''}{', '.join(extra)}{_utilisation(t)}); {wall:.1f} "
+        f"stacks/s over the wall time of the {t['steps_timed']} timed steps, with data loading and validation"
+    )
+
+
+def gpu_block(src: dict) -> list[str]:
+    """The figures of ``docs/gpu.md``: ``bench/gpu.json`` (``make gpu-check``), ``bench/gpu_train.json``
+    (``make bench-gpu-train``) and, for comparison, ``bench/splat.json``'s CPU fit time."""
+    gpu, gpu_train = src.get("gpu", {}), src.get("gpu_train", {})
+    if not gpu and not gpu_train:
+        return ["No GPU figures yet: `make gpu-check` writes `bench/gpu.json`, `make bench-gpu-train` "
+                "`bench/gpu_train.json`."]  # fmt: skip
+    machine = gpu.get("machine") or gpu_train.get("machine", {})
+    dated = [f"`{SOURCES[k]}` ({src[k]['date']})" for k in ("gpu", "gpu_train") if k in src and "date" in src[k]]
+    lines = [
+        f"Measured on {machine.get('cuda') or machine.get('gpu', 'a GPU')} (torch {machine.get('torch', '?')}"
+        + (f", gsplat {machine['gsplat']}" if "gsplat" in machine else "")
+        + (f", {machine['cpu_count']} CPU cores" if "cpu_count" in machine else "")
+        + f"): {' and '.join(dated)}.",
+        "",
+    ]
+    rows: list[list[str]] = []
+    if kernels := gpu.get("gsplat_kernels"):
+        state = "available" if kernels.get("available") else "**not available**"
+        rows.append(
+            [
+                "gsplat's CUDA kernels",
+                f"{state}, loaded in {kernels['load_s']} s (the first use on a machine includes their JIT build)",
+            ]
+        )
+    measured: set[str] = set()
+    for name in ("parity", "parity_seeds", "parity_triton"):
+        if name not in gpu or _not_measured(gpu[name]):
+            continue
+        p = gpu[name]
+        backend = p.get("backend") or ("triton" if name == "parity_triton" else "gsplat")
+        what = f"parity, {backend} vs torch backend (random inputs, `rasterize_gaussians` and `render_defocus`)"
+        if name == "parity_seeds":
+            what = f"parity, {backend} vs torch backend, {len(p['seeds'])} more random inputs"
+        rows.append([what, _parity_cell(p)])
+    speed = _records(gpu.get("render_speed"), "forward_backward_s")
+    if speed:
+        first = next(iter(speed.values()))
+        lo, hi = first["sigma_px_range"]
+        rows.append(
+            [
+                f"renderer, {first['batch']} × {first['size']}², σ {lo:g}–{hi:g} px, forward + backward",
+                ", ".join(f"{b} {r['forward_backward_s']:.3f} s{_utilisation(r)}" for b, r in speed.items()),
+            ]
+        )
+        measured |= set(speed)
+    fits = {b: (r, "") for b, r in _records(gpu.get("fit"), "seconds_per_scene").items()}
+    probe = gpu_train.get("splat_fit_probe")
+    if probe and probe.get("backend") not in fits:
+        fits[probe["backend"]] = (probe, " (`bench/gpu_train.json`'s probe)")
+    if fits:
+        first = next(iter(fits.values()))[0]
+        setting = lambda r: (r["iters"], r["num_layers"], r["size"], r["batch"])  # noqa: E731
+        for b, (r, note) in fits.items():
+            if setting(r) != setting(first):
+                fits[b] = (
+                    r,
+                    f"{note} ({r['iters']} iterations, {r['num_layers']} layers, {r['size']}², batch {r['batch']})",
+                )
+        cpu = src.get("splat", {})
+        cpu_s = cpu.get("seconds_per_scene_cpu", {}).get(str(first["size"]))
+        rows.append(
+            [
+                f"splatting fit, {first['iters']} iterations, {first['num_layers']} layers, {first['size']}² scene, "
+                f"batch {first['batch']}",
+                ", ".join(f"{b} {r['seconds_per_scene']:.2f} s{note}" for b, (r, note) in fits.items())
+                + " per scene"
+                + (
+                    f"; {cpu['machine']['cpu_count']} CPU cores, `bench/splat.json` ({cpu['settings']['iters']} "
+                    f"iterations, {cpu['settings']['num_layers']} layers): {cpu_s} s"
+                    if cpu_s is not None
+                    else ""
+                ),
+            ]
+        )
+        measured |= set(fits)
+    for name, label in GPU_TRAIN_LABELS.items():
+        if name in gpu and "samples_per_s" in gpu[name]:
+            rows.append([label, _train_cell(gpu[name])])
+    if "train" in gpu_train and "samples_per_s" in gpu_train["train"]:
+        rows.append(["training in `bench.gpu_train`, `bench/gpu_train.json`", _train_cell(gpu_train["train"])])
+    lines += table(["what", "figure"], rows)
+    missing = [f"`{name}` ({why})" for name in GPU_SECTIONS if (why := _not_measured(gpu.get(name)))]
+    missing += [
+        f"the {b} backend's `{name}` ({why})"
+        for name in ("render_speed", "fit")
+        for b, r in (gpu.get(name) or {}).items()
+        if isinstance(r, dict) and (why := _not_measured(r)) and "skipped" not in gpu[name]
+    ]
+    if unmeasured := [b for b in GPU_BACKENDS if b not in measured]:
+        missing.append(f"renderer and fit times of the {', '.join(unmeasured)} backend{'s' * (len(unmeasured) > 1)}")
+    if gpu and missing:
+        lines += ["", f"Not in `bench/gpu.json`: {'; '.join(missing)}."]
+    if rows_by_exp := gpu_train.get("rows"):
+        lines += [
+            "",
+            f"**`bench.gpu_train`, {gpu_train['gpu_minutes']:g} minutes of training.** Config: {gpu_train['config']}. "
+            f"Protocol: {gpu_train['protocol']}.",
+            "",
+        ]
+        lines += table(
+            ["test set", "method", "AbsRel ↓", "near AbsRel ↓", "δ1 (%) ↑", "RMSE (m) ↓"],
+            [
+                [
+                    f"`{exp}`" if i == 0 else "",
+                    PROCEDURAL_LABELS.get(r, (r,))[0],
+                    *_metrics_cells(m, gpu_train["protocol"]),
+                ]
+                for exp, rows in rows_by_exp.items()
+                for i, (r, m) in enumerate(rows.items())
+            ],
+        )
+        lines += ["", *(f"- `{exp}`: {what}" for exp, what in gpu_train.get("test_sets", {}).items())]
+        lines += ["", "![Validation curve of the bench.gpu_train run](gpu_train.png)"]
+    return lines
+
+
+# ------------------------------------------------------------------------------------- docs/splat_real.md
+SPLAT_REAL_BLOCK = (
+    "<!-- splat-real-figures:begin (python -m docs.make_results; edit bench/splat_real*.json, not this) -->",
+    "<!-- splat-real-figures:end -->",
+)
+
+
+def splat_real_block(src: dict) -> list[str]:
+    """The held-out figures of ``docs/splat_real.md``, one part per width: ``bench/splat_real.json`` (``make
+    bench-splat-real``) and ``bench/splat_real_320.json`` (``--width 320``)."""
+    lines: list[str] = []
+    for key in ("splat_real", "splat_real_320"):
+        if key not in src:
+            continue
+        r = src[key]
+        width = re.search(r"(\d+) px wide", r["dataset"])
+        cfg = r["settings"]
+        lines += [
+            f"### Held-out scenes, {width.group(1) + ' px' if width else r['dataset']}",
+            "",
+            f"Source: `{SOURCES[key]}` ({r['date']}, {r['machine']['cpu_count']} CPU cores). Data: {r['dataset']}. "
+            f"Fit: `iters={cfg['iters']}`, {cfg['sweep_planes']} planes spaced in {cfg['sweep_spacing']} depth, "
+            f"{cfg['sweep_filter']} window {cfg['sweep_window']} px, temperature {cfg['sweep_temperature']:g}. "
+            f"Constant: {r['constant_m']} m.",
+            "",
+        ]
+        lines += table(
+            ["row", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑"],
+            [
+                [name, fmt(q["abs_rel"]), fmt(q["rmse"]), fmt(delta1_percent(q["delta1"], r["protocol"]), 1)]
+                for name, q in r["quality"].items()
+            ],
+        )
+        ratios = r["ratios_to_constant"]
+        lines += [
+            "",
+            f"Splatting stage over the constant: AbsRel {ratios['abs_rel']} ×, RMSE {ratios['rmse']} ×. Fit time "
+            f"{r['seconds_per_scene_cpu']} s per scene ({r['wall_seconds_fit']} s for {len(r['scenes'])} scenes).",
+            "",
+        ]
+        lines += table(
+            ["confidence", "pixel share", "median \\|z_gs − GT\\| / GT"],
+            [
+                [c["confidence"], f"{100 * c['pixel_share']:.1f} %", fmt(c["median_rel_error"])]
+                for c in r["confidence_vs_relative_error"]
+            ],
+        )
+        lines.append("")
+    return lines[:-1] or ["No figures yet: `make bench-splat-real` writes `bench/splat_real.json`."]
+
+
+#: hand-written pages and the generated block in each: (page, markers, body from the sources)
+PAGE_BLOCKS: list[tuple[str, tuple[str, str], Callable[[dict], list[str]]]] = [
+    ("docs/gpu.md", GPU_BLOCK, gpu_block),
+    ("docs/splat_real.md", SPLAT_REAL_BLOCK, splat_real_block),
+]
+
+
 # ------------------------------------------------------------------------------------------------- driver
 def render_pages(repo: Path = REPO) -> dict[Path, str]:
-    """The generated files' new contents, by path: docs/results.md, docs/benchmarks.md, README.md and, with its
-    JSON, docs/single_image.md."""
+    """The generated files' new contents, by path: docs/results.md, docs/benchmarks.md, README.md, with its
+    JSON docs/single_image.md, and each page of :data:`PAGE_BLOCKS` that exists."""
     src = load_sources(repo)
     readme = (repo / "README.md").read_text()
     readme = replace_block(readme, FIGURES, readme_figures(repo))
@@ -629,6 +887,9 @@ def render_pages(repo: Path = REPO) -> dict[Path, str]:
         repo / "docs" / "benchmarks.md": benchmarks_page(src),
         repo / "README.md": readme,
     }
+    for page, markers, body in PAGE_BLOCKS:
+        if (path := repo / page).is_file():
+            pages[path] = replace_block(path.read_text(), markers, body(src), name=page)
     if "oracle" in src:  # the single-image diagnosis page, from its bench's JSON and the training benches'
         from bench.single_image_oracle import single_image_page
 

@@ -1,5 +1,6 @@
-"""The generated pages (docs/results.md, docs/benchmarks.md, the README's figure and results-table blocks) are
-current, and the generator turns a bench JSON into rows and sections, skipping what is absent."""
+"""The generated pages (docs/results.md, docs/benchmarks.md, the README's figure and results-table blocks, the
+figure blocks of docs/gpu.md and docs/splat_real.md) are current, and the generator turns a bench JSON into
+rows and sections, skipping what is absent."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from docs import make_results
-from docs.make_results import FIGURES, REAL_SECTION, TABLE, delta1_percent, render_pages, stale
+from docs.make_results import (
+    FIGURES,
+    GPU_BLOCK,
+    REAL_SECTION,
+    SPLAT_REAL_BLOCK,
+    TABLE,
+    delta1_percent,
+    render_pages,
+    stale,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,3 +104,95 @@ def test_check_fails_until_the_pages_are_written(tmp_path: Path) -> None:
     assert make_results.main(["--repo", str(repo), "--check"]) == 1
     assert make_results.main(["--repo", str(repo)]) == 0
     assert make_results.main(["--repo", str(repo), "--check"]) == 0
+
+
+def _parity(backend: str, err: float) -> dict:
+    e = {"max_abs": err, "max_rel_to_scale": err, "fraction_beyond_tol": 0.0}
+    case = {"forward": {"image": e}, "gradient": {"means": e}}
+    return {
+        "backend": backend,
+        "forward_tol_abs": 1e-4,
+        "gradient_tol_rel_to_scale": 1e-3,
+        "pass": True,
+        "rasterize_gaussians": case,
+        "render_defocus": case,
+    }
+
+
+def _throughput(samples_per_s: float, backend: str) -> dict:
+    return {
+        "steps_timed": 180,
+        "world_size": 1,
+        "batch_shape_per_process": [32, 5, 3, 224, 224],
+        "samples_per_s": samples_per_s,
+        "seconds_per_step": 0.1,
+        "wall_s": 30.0,
+        "renderer_backend": backend,
+        "precision": "bf16-mixed",
+        "peak_memory_mb": 2048.0,
+        "gpu_utilisation": {"sm_util_mean_pct": 91.5},
+    }
+
+
+def test_gpu_block_reads_bench_gpu_check_output_and_names_what_it_lacks(tmp_path: Path) -> None:
+    repo = _tiny_repo(tmp_path)
+    page = repo / "docs" / "gpu.md"
+    page.write_text("# GPU\n\nhow to run\n\n" + "\n".join(GPU_BLOCK) + "\n\nmeaning\n")
+    speed = lambda s: {"batch": 8, "size": 256, "sigma_px_range": [0.5, 4.0], "forward_backward_s": s}  # noqa: E731
+    fit = lambda s, b: {"seconds_per_scene": s, "iters": 32, "num_layers": 16, "size": 256, "batch": 8, "backend": b}  # noqa: E731
+    gpu = {
+        "date": "d",
+        "machine": {"gpu": "Some GPU", "torch": "2.x"},
+        "gsplat_kernels": {"available": True, "load_s": 80.5},
+        "parity": _parity("gsplat", 2e-6),
+        "parity_triton": _parity("triton", 3e-7),
+        "render_speed": {
+            "torch": speed(0.1),
+            "gsplat": speed(0.3),
+            "triton": speed(0.02),
+            "triton_speedup_forward_backward": 5.0,
+        },
+        "fit": {
+            "torch": fit(0.35, "torch"),
+            "gsplat": fit(3.5, "gsplat"),
+            "triton": fit(0.07, "triton"),
+            "triton_over_torch_seconds": 0.2,
+        },
+        "train": _throughput(45.0, "torch"),
+        "train_gpu": _throughput(90.0, "triton"),
+        "ddp": {"skipped": "needs >= 2 GPUs (1 visible)"},
+    }
+    (repo / "bench" / "gpu.json").write_text(json.dumps(gpu))
+    text = render_pages(repo)[page]
+    assert text.startswith("# GPU\n\nhow to run\n") and text.endswith("\nmeaning\n")
+    assert (
+        "| renderer, 8 × 256², σ 0.5–4 px, forward + backward | torch 0.100 s, gsplat 0.300 s, triton 0.020 s |" in text
+    )
+    assert "triton 0.07 s" in text and "parity, triton vs torch backend" in text
+    assert "90.0 focal stacks/s" in text and "GPU busy 91.5 %" in text and "192.0 stacks/s over the wall time" in text
+    assert "Not in `bench/gpu.json`: `parity_seeds` (not run); `ddp` (needs >= 2 GPUs (1 visible))." in text
+    # an older layout: one fit record, no triton anywhere
+    gpu["fit"] = fit(3.5, "gsplat")
+    for key in ("parity_triton", "train_gpu"):
+        del gpu[key]
+    del gpu["render_speed"]["triton"]
+    (repo / "bench" / "gpu.json").write_text(json.dumps(gpu))
+    text = render_pages(repo)[page]
+    assert "| gsplat 3.50 s per scene |" in text
+    assert "`train_gpu` (not run)" in text and "renderer and fit times of the triton backend." in text
+    for path, new in render_pages(repo).items():
+        path.write_text(new)
+    assert stale(repo) == []
+
+
+def test_hand_written_pages_are_optional_but_need_their_markers(tmp_path: Path) -> None:
+    repo = _tiny_repo(tmp_path)
+    assert repo / "docs" / "splat_real.md" not in render_pages(repo)
+    (repo / "docs" / "splat_real.md").write_text("# no markers\n")
+    with pytest.raises(ValueError, match="splat_real.md lacks"):
+        render_pages(repo)
+    (repo / "docs" / "splat_real.md").write_text("\n".join(SPLAT_REAL_BLOCK) + "\n")
+    assert "No figures yet" in render_pages(repo)[repo / "docs" / "splat_real.md"]
+    shutil.copy(REPO / "bench" / "splat_real.json", repo / "bench" / "splat_real.json")
+    text = render_pages(repo)[repo / "docs" / "splat_real.md"]
+    assert "### Held-out scenes, 160 px" in text and "| splatting stage | 0.105 |" in text
