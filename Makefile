@@ -84,7 +84,7 @@ bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet,
 reproduce-table:  ## train/test every experiment of lightning_configs/table.yaml -> results/table.{md,json} (FORCE=1 reruns)
 	$(PYTHON) -m sdgs.cli.report --experiments lightning_configs/table.yaml --out results
 
-docs:  ## regenerate docs/results.md, docs/benchmarks.md and the README's figure and results-table blocks from the bench JSONs
+docs:  ## regenerate docs/results.md, docs/benchmarks.md, docs/single_image.md, the README's figure and results-table blocks and the figure blocks of docs/gpu.md and docs/splat_real.md from the bench JSONs
 	$(PYTHON) -m docs.make_results
 
 QS_RUN ?= runs/quickstart-ckpt
