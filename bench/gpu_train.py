@@ -5,11 +5,11 @@
     python -m bench.gpu_train --device cpu --tiny --out /tmp/gpu_train.json      (CPU dry run, ~2 minutes)
     python -m bench.gpu_train --plot-only                      (docs/gpu_train.png from bench/gpu_train.json)
 
-Issue 10's GPU check: ``lightning_configs/fod500.yaml``'s networks, losses, splatting-stage settings, batch 8
+The GPU run of ``lightning_configs/fod500.yaml``: its networks, losses, splatting-stage settings, batch 8
 and 224-px crops, with its data swapped for the procedural generator at 256² px (FoD500 optics, ``pink``
 textures), self-supervised, trained for ``--minutes`` of wall time (``trainer.max_time``; with no step bound
 the learning rate stays constant instead of fod500.yaml's cosine schedule), validated on 16 held-out scenes
-every epoch. Through :func:`sdgs.report.run_table` (``sdgs fit`` / ``sdgs test``
+every epoch. Through :func:`sdgs.cli.report.run_table` (``sdgs fit`` / ``sdgs test``
 subprocesses, run folders under ``--results``) it then tests the model on 32 held-out scenes of the training
 family and on the same scenes with the ``geometric`` textures it never saw, beside the splatting stage
 (whole stack), depth from focus and the constant, in the same run. Written: the rows, the validation curve

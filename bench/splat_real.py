@@ -40,9 +40,9 @@ N_TUNE = 40
 DEFAULT_DATA = os.environ.get(
     "SDGS_DFD_INDOOR_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "dfd_indoor")
 )
-#: The fit this benchmark reports: the plane sweep and the confidence, no gradient-descent refinement. On 4
-#: tuning scenes the default 16 renderer iterations lower AbsRel 0.100 -> 0.086 but cost ~28 s per scene
-#: at 160 px on 2 shared cores (bar: 10 s) and collapse the confident share 37 % -> 8 % (docs/splat_real.md).
+#: The fit this benchmark reports: the plane sweep and the confidence, no gradient-descent refinement. On the
+#: tuning scenes the default 16 renderer iterations lower the error a little but miss the bar of 10 s per
+#: scene at 160 px on 2 cores and leave far fewer pixels confident (docs/splat_real.md, "Refinement").
 BENCH_FIT = {"iters": 0}
 CONF_BINS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0001)
 

@@ -34,7 +34,7 @@ from sdgs.metrics import DFV_CLIP_M, error_maps
 from sdgs.optics import FOD500
 
 #: local-contrast bin edges (mean Sobel gradient magnitude of the luminance, normalised kernel, 5x5 window).
-#: Below 0.005 is flat: 1 % of the pink test pixels, 37 % of the geometric ones.
+#: Below 0.005 is flat; each bin's share of the test pixels per family: ``pixel_share`` in bench/texture_error.json.
 EDGES = (0.0, 0.005, 0.015, 0.04, float("inf"))
 BIN_NAMES = ("flat < 0.005", "weak 0.005-0.015", "medium 0.015-0.04", "strong > 0.04")
 #: models trained with seeds 0, 1, 2: label -> (experiment at seed 0, network row). Seed N's run is

@@ -114,15 +114,13 @@ def triton_available(device_type: str = "cuda") -> bool:
 def resolve_backend(backend: str, device: torch.device) -> str:
     """``"auto"`` → ``"triton"`` on CUDA when Triton is available, else ``"torch"``; validates names.
 
-    On an H100 (``bench/gpu.json``, gsplat 1.5.3) the torch backend rasterised 8 images of 256² px in
-    0.106 s forward + backward against gsplat's 0.345 s, and the splatting stage fitted a 256² scene in
-    0.35 s (``bench/gpu_train.json``'s probe) against 3.5 s: gsplat's tile intersections hand every
+    ``"gsplat"`` is slower than the torch backend on a GPU: gsplat's tile intersections hand every
     (Gaussian, 16x16 tile) pair to the shared kernel, many more pairs than the 3-sigma boxes of these small
-    footprints. ``"gsplat"`` stays selectable (CUDA only, parity-tested against torch). ``"triton"`` is the
-    torch backend's boxes and semantics in fused kernels, without the torch backend's per-chunk pair tensors
-    and index_add scatter; on CPU it runs only under Triton's interpreter (tests). ``auto`` picks it on CUDA,
-    unmeasured on a GPU so far (``make gpu-check`` times all three: ``render_speed`` and ``fit`` in
-    ``bench/gpu.json``).
+    footprints. It stays selectable (CUDA only, parity-tested against torch). ``"triton"`` is the torch
+    backend's boxes and semantics in fused kernels, without the torch backend's per-chunk pair tensors and
+    index_add scatter; on CPU it runs only under Triton's interpreter (tests). ``make gpu-check`` times all
+    three (``render_speed`` and ``fit`` in ``bench/gpu.json``); docs/gpu.md shows the figures and names the
+    backends that JSON has none for.
     """
     if backend not in _BACKENDS:
         raise ValueError(f"unknown render backend {backend!r}: use one of {_BACKENDS}")

@@ -34,8 +34,8 @@ __all__ = ["INTERPRETED", "splat_composite"]
 INTERPRETED: bool = bool(triton.knobs.runtime.interpret)
 
 #: Gaussians per program and box offsets per inner step. On a GPU a 32 x 64 tile keeps registers modest;
-#: the interpreter pays ~1 ms of Python per op and program whatever the tile, so there big tiles (one
-#: program, one or two steps for test-sized inputs) are ~50x faster.
+#: the interpreter pays a fixed Python cost per op and program whatever the tile, so there big tiles (one
+#: program, one or two steps for test-sized inputs) are much faster.
 BLOCK_G, BLOCK_P = (128, 1024) if INTERPRETED else (32, 64)
 #: Pixels per program of the compositing kernels.
 BLOCK_PIX = 4096 if INTERPRETED else 256

@@ -99,7 +99,7 @@ class GaussianSplattingStage(L.Callback):
             entry is read from disk and copied to the GPU once per run instead of every batch (a blocking
             ``torch.load`` + host-to-device copy per sample and step that left the GPU idle). Costs
             ``(S + 5) H W`` floats per training sample on the device (FoD500: 2.9 MB, 1.2 GB for 400 scenes);
-            False reads the disk cache every batch (the behaviour before, for datasets that do not fit).
+            False reads the disk cache every batch (for datasets that do not fit).
     """
 
     def __init__(
