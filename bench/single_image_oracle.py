@@ -374,7 +374,7 @@ def long_section(long: dict) -> list[str]:
 def single_image_page(result: dict, bar: dict | None, long: dict | None = None, texture: dict | None = None) -> str:
     """The text of ``docs/single_image.md`` (``make docs`` writes it: ``docs.make_results``): this run's tables
     and plots (``result``: ``bench/single_image_oracle.json``), the Lightning bar, ablations and seeds of
-    ``bench/quickstart.json``, the texture-contrast breakdown of ``bench/texture_error.json`` and the long
+    ``bench/train.json``, the texture-contrast breakdown of ``bench/texture_error.json`` and the long
     budget of ``bench/train_long.json`` (each None: its sections are left out)."""
     fams = list(result["constant"])
     last = {name: run["curve"][-1] for name, run in result["runs"].items() if run["curve"]}

@@ -1,6 +1,6 @@
 """Benchmark runner: the experiments of a plan file, each a ``sdgs fit`` / ``sdgs test`` run, into one JSON.
 
-    python -m bench.train                      -> bench/quickstart.json  (make bench-train, ~2.5 h)
+    python -m bench.train                      -> bench/train.json  (make bench-train, ~2.5 h)
     python -m bench.train --long               -> bench/train_long.json, docs/train_long.png
                                                   (make bench-train-long, ~60 min)
     python -m bench.train --plan lightning_configs/experiments/bench_quick.yaml --out bench/quick.json
@@ -266,7 +266,7 @@ def commit() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plan", default=None, help=f"plan file (default {PLANS['train']}; --long: {PLANS['long']})")
-    parser.add_argument("--out", default=None, help="default bench/quickstart.json (--long: bench/train_long.json)")
+    parser.add_argument("--out", default=None, help="default bench/train.json (--long: bench/train_long.json)")
     parser.add_argument("--results", default="results")
     parser.add_argument("--no-folder", action="store_true", help="skip the plan's optional 'folder' group")
     parser.add_argument("--long", action="store_true", help="the long budget (make bench-train-long, ~60 min)")
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     args = parser.parse_args(argv)
     plan_path = Path(args.plan or PLANS["long" if args.long else "train"])
-    out = Path(args.out or ("bench/train_long.json" if args.long else "bench/quickstart.json"))
+    out = Path(args.out or ("bench/train_long.json" if args.long else "bench/train.json"))
     plan = load_plan(plan_path, args.results)
     force = os.environ.get("FORCE") == "1"
     groups = [g for g in plan.groups if not (args.no_folder and g.optional == "folder")]

@@ -6,7 +6,7 @@
     python -m docs.make_results --check    exits 1 and names the files that are not current
 
 Sources (each optional: a missing JSON drops its rows and sections, nothing else): ``bench/real.json`` (real
-photographs), ``bench/quickstart.json`` and ``bench/train_long.json`` (``make bench-train``,
+photographs), ``bench/train.json`` and ``bench/train_long.json`` (``make bench-train``,
 ``make bench-train-long``), ``bench/splat.json``, ``bench/splat_real.json``, ``bench/confidence.json``,
 ``bench/texture_error.json``, ``bench/single_image_real.json``, ``bench/data.json``, ``bench/render.json``,
 ``bench/predict_stack.json``, ``bench/single_image_oracle.json`` (the page ``docs/single_image.md``, laid out
@@ -45,7 +45,7 @@ README_FIGURES = (
 )
 SOURCES = {
     "real": "bench/real.json",
-    "quickstart": "bench/quickstart.json",
+    "train": "bench/train.json",
     "quick": "bench/quick.json",
     "long": "bench/train_long.json",
     "splat": "bench/splat.json",
@@ -129,8 +129,8 @@ def real_rows(src: dict) -> list[Row]:
     ]
 
 
-def procedural_rows(src: dict, experiment: str = "procedural", key: str = "quickstart") -> list[Row]:
-    """The five rows of one experiment of ``bench/quickstart.json`` (or ``train_long.json``)."""
+def procedural_rows(src: dict, experiment: str = "procedural", key: str = "train") -> list[Row]:
+    """The five rows of one experiment of ``bench/train.json`` (or ``train_long.json``)."""
     if key not in src or experiment not in src[key]["rows"]:
         return []
     rows, protocol = src[key]["rows"][experiment], src[key]["protocol"]
@@ -183,8 +183,8 @@ def readme_table(src: dict) -> list[str]:
     notes = []
     if "real" in src:
         notes.append(f"Real photos: {src['real']['protocol']} (`bench/real.json`).")
-    if "quickstart" in src:
-        notes.append(f"Procedural: {src['quickstart']['protocol'].split('; near')[0]} (`bench/quickstart.json`).")
+    if "train" in src:
+        notes.append(f"Procedural: {src['train']['protocol'].split('; near')[0]} (`bench/train.json`).")
     if notes:
         lines += [
             "",
@@ -238,13 +238,13 @@ def _metrics_cells(m: dict | None, protocol: str) -> list[str]:
 
 
 def section_procedural(src: dict) -> list[str]:
-    if "quickstart" not in src:
+    if "train" not in src:
         return []
-    q = src["quickstart"]
+    q = src["train"]
     lines = [
         "## Procedural scenes: one defocused image",
         "",
-        f"Config: {q['config']}. Protocol: {q['protocol']}. Source: `bench/quickstart.json` (`make bench-train`).",
+        f"Config: {q['config']}. Protocol: {q['protocol']}. Source: `bench/train.json` (`make bench-train`).",
         "",
     ]
     for exp, family in (("procedural", "pink (training family)"), ("procedural-geometric", "geometric (never seen)")):
@@ -583,7 +583,7 @@ BENCHMARKS: list[tuple[str, str, str, Callable[[dict], str]]] = [
     (
         "single-image bar, ablations, seeds, variants (about 2.5 h)",
         "make bench-train",
-        "quickstart",
+        "train",
         lambda d: (
             f"{len(d['rows'])} experiments; self-supervised AbsRel "
             f"{d['rows']['procedural']['self-supervised']['abs_rel']:.3f} vs constant "
@@ -895,7 +895,7 @@ def render_pages(repo: Path = REPO) -> dict[Path, str]:
 
         with_bar = lambda key: src[key] if key in src and "bar" in src[key] else None  # noqa: E731
         pages[repo / "docs" / "single_image.md"] = single_image_page(
-            src["oracle"], with_bar("quickstart"), with_bar("long"), src.get("texture")
+            src["oracle"], with_bar("train"), with_bar("long"), src.get("texture")
         )
     return pages
 

@@ -87,7 +87,7 @@ def test_absent_sources_are_skipped_cleanly(tmp_path: Path) -> None:
     assert REAL_SECTION not in pages[repo / "docs" / "results.md"]
     readme = pages[repo / "README.md"]
     assert "real_photos.png" not in readme and "| data | method |" in readme
-    shutil.copy(REPO / "bench" / "quickstart.json", repo / "bench" / "quickstart.json")
+    shutil.copy(REPO / "bench" / "train.json", repo / "bench" / "train.json")
     readme = render_pages(repo)[repo / "README.md"]
     assert "| procedural scenes (FoD500 optics), held out | **sdgs**, self-supervised | one image |" in readme
 

@@ -95,7 +95,7 @@ def _row_delta(row: str, root: Path, cache: Path) -> dict:
     if row == "supervised":
         # ground-truth targets (with their default loss, AbsRel); no rendered losses: the splatting stage stays
         # idle. Data and augmentation as the experiment's (the self-supervised row's): over three training seeds
-        # this is the upper bound on every metric of the training family (bench/quickstart.json: seed_summary)
+        # this is the upper bound on every metric of the training family (bench/train.json: seed_summary)
         delta["model"] = {"supervised": True, "blur_weight": 0.0, "depth_render_weight": 0.0}
     return delta
 
