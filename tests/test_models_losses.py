@@ -103,6 +103,29 @@ def test_blur_features_rank_sharpness_independent_of_contrast() -> None:
     assert torch.allclose(sharpness(low), sharpness(f_sharp), atol=0.05)
 
 
+def test_reblur_features_follow_the_gaussian_energy_law_whatever_the_contrast() -> None:
+    """An edge blurred by σ_b and re-blurred by σ_r keeps ~σ_b / √(σ_b² + σ_r²) of its local gradient energy."""
+    import kornia
+
+    from sdgs.models import reblur_features
+    from sdgs.models.sdnet import REBLUR_SIGMAS_PX
+
+    step = (torch.arange(64.0) >= 32).float().view(1, 1, 1, 64).expand(1, 3, 64, 64)
+    sigma_b = 2.0
+    edge = kornia.filters.gaussian_blur2d(step, (25, 25), (sigma_b, sigma_b), border_type="replicate")
+    feats = reblur_features(edge)
+    assert feats.shape == (1, len(REBLUR_SIGMAS_PX), 64, 64) and torch.isfinite(feats).all()
+    at_edge = feats[0, :, 32, 28:36].mean(-1)  # within the box window of the edge
+    ratio = ((at_edge - 1) * 2).exp()
+    expected = torch.tensor([sigma_b / (sigma_b**2 + s**2) ** 0.5 for s in REBLUR_SIGMAS_PX])
+    assert torch.allclose(ratio, expected, atol=0.06), (ratio, expected)
+    # a sharper edge keeps less of its energy when re-blurred: the cue ranks blur
+    sharper = reblur_features(kornia.filters.gaussian_blur2d(step, (25, 25), (0.8, 0.8), border_type="replicate"))
+    assert (sharper[0, :, 32, 28:36].mean(-1) < at_edge - 0.05).all()
+    # contrast cancels in the ratio
+    assert torch.allclose(reblur_features(0.2 + 0.3 * edge)[0, :, 32, 28:36].mean(-1), at_edge, atol=1e-3)
+
+
 def test_log_depth_l1_is_relative_and_respects_a_far_clip() -> None:
     from sdgs.losses import log_depth_l1
 

@@ -72,6 +72,7 @@ class SDGSModule(L.LightningModule):
         net_stride: both networks run at ``1/net_stride`` of the image resolution (blur features computed at
             full resolution first): whole real photos at a CPU's cost (``lightning_configs/dfd_indoor.yaml``).
         row_input: both networks also see the image row (a position prior; full-image training only).
+        reblur_inputs: SDNet also sees gradient ratios after re-blurring (:func:`sdgs.models.reblur_features`).
         lr, weight_decay: AdamW settings; cosine decay over the run.
         defocus_weight: SDNet's term to the splatting targets, in ``target_space``.
         target_space: the depth terms' loss, for both SDNet and DepthNet. ``"log_depth"`` = L1 of log inverse
@@ -122,6 +123,7 @@ class SDGSModule(L.LightningModule):
         blur_inputs: bool = True,
         net_stride: int = 1,
         row_input: bool = False,
+        reblur_inputs: bool = False,
         lr: float = 2e-3,
         weight_decay: float = 1e-4,
         defocus_weight: float = 1.0,
@@ -153,7 +155,9 @@ class SDGSModule(L.LightningModule):
         self.save_hyperparameters()
         # the default resolved: hparams (and so checkpoints) record the loss actually used
         self.hparams["target_space"] = target_space or ("abs_rel" if supervised else "log_depth")
-        self.sdnet = SDNet(sdnet_width, sdnet_depth, blur_inputs=blur_inputs, stride=net_stride, row_input=row_input)
+        self.sdnet = SDNet(
+            sdnet_width, sdnet_depth, blur_inputs, stride=net_stride, row_input=row_input, reblur_inputs=reblur_inputs
+        )
         self.depthnet = DepthNet(depthnet_width, depthnet_depth, stride=net_stride, row_input=row_input)
         if channels_last:
             # 4-D weights only; .to(device) and load_state_dict keep the format, and a conv with channels-last
@@ -333,14 +337,16 @@ class SDGSModule(L.LightningModule):
         stack, focus = batch["stack"], batch["focus_distance"]
         bsz = focus.shape[0]
         rows = torch.arange(bsz, device=focus.device)
-        # both Siamese branches in one batched pass through the shared weights
-        both = self.sdnet(
-            torch.cat([stack[rows, a_idx], stack[rows, b_idx]]),
-            torch.cat([focus[rows, a_idx], focus[rows, b_idx]]),
-            batched_camera({k: torch.cat([v, v]) for k, v in batch["camera"].items()}, 4),
-        )
-        out_a = {k: v[:bsz] for k, v in both.items()}
-        out_b = {k: v[bsz:] for k, v in both.items()}
+        if bool((a_idx == b_idx).all()):  # one training image per stack (train_focus_indices): one pass
+            out_a = out_b = self.sdnet(stack[rows, a_idx], focus[rows, a_idx], batched_camera(batch["camera"], 4))
+        else:  # both Siamese branches in one batched pass through the shared weights
+            both = self.sdnet(
+                torch.cat([stack[rows, a_idx], stack[rows, b_idx]]),
+                torch.cat([focus[rows, a_idx], focus[rows, b_idx]]),
+                batched_camera({k: torch.cat([v, v]) for k, v in batch["camera"].items()}, 4),
+            )
+            out_a = {k: v[:bsz] for k, v in both.items()}
+            out_b = {k: v[bsz:] for k, v in both.items()}
         conf = targets["confidence"]
         with self._fp32():
             if hp.target_space in losses.DEPTH_LOSSES:

@@ -16,10 +16,12 @@ from sdgs.optics import (
 )
 from sdgs.render.rasterize import full_precision
 
-__all__ = ["SDNet", "DepthNet", "blur_features", "bounded_inverse_depth", "focus_plane", "row_plane"]
+__all__ = ["SDNet", "DepthNet", "blur_features", "bounded_inverse_depth", "focus_plane", "reblur_features", "row_plane"]
 
 #: channels of :func:`blur_features`
 BLUR_CHANNELS = 4
+#: Gaussian σ (px) of the re-blurs in :func:`reblur_features`
+REBLUR_SIGMAS_PX = (0.7, 1.4, 2.8)
 
 
 @full_precision
@@ -43,6 +45,35 @@ def blur_features(image: Tensor, window: int = 7, eps: float = 1e-4) -> Tensor:
     feats = [box(lap**2), box(grad), kornia.filters.box_blur(lap**2, (3, 3), border_type="reflect"), contrast]
     # log compresses the many decades of energy; the offsets centre typical values of natural images
     return torch.cat([(f + eps).log() / 4.0 + 2.2 for f in feats], 1)
+
+
+@full_precision
+def reblur_features(image: Tensor, sigmas_px: tuple[float, ...] = REBLUR_SIGMAS_PX, window: int = 9) -> Tensor:
+    """Gradient-energy ratios after re-blurring ``image`` (B,3,H,W) in [0,1] → (B, len(sigmas_px), H, W).
+
+    Zhuo & Sim's (2011) cue, densely: an edge blurred by σ_b and re-blurred by σ_r keeps about the share
+    σ_b / √(σ_b² + σ_r²) of its squared gradient summed over a ``window`` box, whatever its contrast (the
+    test checks the law). One ratio per re-blur σ, as ``log(ratio) / 2 + 1`` (near 1 where the image is already
+    blurred, lower the sharper it is; on flat areas the ratio is noise).
+    Several σ bracket the CoC range of a real lens (a few px), so the network reads an absolute blur
+    calibrated by the lens instead of learning it from texture statistics alone (on real DSLR photos it
+    is what moves far rooms off the training-depth prior; docs/results.md).
+    """
+    import kornia
+
+    grey = image.mean(1, keepdim=True)
+
+    def energy(t: Tensor) -> Tensor:
+        grad = kornia.filters.spatial_gradient(t, mode="sobel").pow(2).sum(2)
+        return kornia.filters.box_blur(grad, (window, window), border_type="reflect") + 1e-6
+
+    sharp = energy(grey)
+    ratios = []
+    for sigma in sigmas_px:
+        k = 2 * round(3 * sigma) + 1
+        blurred = kornia.filters.gaussian_blur2d(grey, (k, k), (sigma, sigma), border_type="reflect")
+        ratios.append((energy(blurred) / sharp).clamp(1e-3, 1.0).log() / 2 + 1)
+    return torch.cat(ratios, 1)
 
 
 def focus_plane(focus_m: Tensor, like: Tensor, near_m: float, far_m: float) -> Tensor:
@@ -88,16 +119,25 @@ class SDNet(nn.Module):
             full resolution first and then average-pooled, so the cue (a few pixels of blur) survives while
             the network sees a whole photo at a cost it can afford; the output is upsampled bilinearly.
         row_input: also feed :func:`row_plane` (a position prior for full-image training on real scenes).
+        reblur_inputs: also feed :func:`reblur_features` (gradient ratios after re-blurring, at full resolution).
     """
 
     def __init__(
-        self, width: int = 16, depth: int = 3, blur_inputs: bool = True, stride: int = 1, row_input: bool = False
+        self,
+        width: int = 16,
+        depth: int = 3,
+        blur_inputs: bool = True,
+        stride: int = 1,
+        row_input: bool = False,
+        reblur_inputs: bool = False,
     ) -> None:
         super().__init__()
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
-        self.blur_inputs, self.stride, self.row_input = blur_inputs, stride, row_input
-        self.net = UNet(4 + BLUR_CHANNELS * blur_inputs + row_input, 1, width, depth)
+        self.blur_inputs, self.reblur_inputs = blur_inputs, reblur_inputs
+        self.stride, self.row_input = stride, row_input
+        channels = 4 + BLUR_CHANNELS * blur_inputs + row_input + len(REBLUR_SIGMAS_PX) * reblur_inputs
+        self.net = UNet(channels, 1, width, depth)
 
     def forward(self, image: Tensor, focus_m: Tensor, camera: Camera) -> dict[str, Tensor]:
         """Args: ``image`` (B,3,H,W) in [0,1]; ``focus_m`` (B,); ``camera`` batched (fields (B,1,1,1)).
@@ -109,6 +149,8 @@ class SDNet(nn.Module):
         x = [image * 2 - 1, focus_plane(focus_m, image, near, far) * 2 - 1]
         if self.blur_inputs:
             x.append(blur_features(image))
+        if self.reblur_inputs:
+            x.append(reblur_features(image))
         if self.row_input:
             x.append(row_plane(image))
         # the U-Net may run in bf16 (autocast); the bounded depth and the thin lens stay fp32: bf16's 3 digits
