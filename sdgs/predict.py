@@ -12,11 +12,20 @@ import torch.nn.functional as F
 __all__ = ["predict_photo"]
 
 
-def predict_photo(model, rgb: np.ndarray, focus_m: float, camera, device: str | torch.device = "cpu") -> np.ndarray:
+def predict_photo(
+    model,
+    rgb: np.ndarray,
+    focus_m: float,
+    camera,
+    device: str | torch.device = "cpu",
+    flip_average: bool = True,
+) -> np.ndarray:
     """Depth (m) ``(H, W)`` of one photo ``rgb`` ``(H, W, 3)`` in [0, 1], as ``sdgs predict`` computes it.
 
     The photo is resized (aspect kept) to the camera's width, whose pixel pitch the optics refer to,
     predicted by ``model`` (an :class:`~sdgs.lit.module.SDGSModule` in eval mode) and the depth resized back.
+    With ``flip_average`` the mirrored photo is predicted too and the two depths are averaged in log depth
+    (the usual test-time flip of monocular depth; defocus is mirror-symmetric, the principal point centred).
     """
     h, w = rgb.shape[:2]
     img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device)
@@ -26,7 +35,11 @@ def predict_photo(model, rgb: np.ndarray, focus_m: float, camera, device: str | 
     small = img if (ch, cw) == (h, w) else F.interpolate(img, size=(ch, cw), mode="bilinear", antialias=True)
     cam_batch = {k: v[None].to(device) for k, v in cam.to_tensors().items()}
     with torch.no_grad():
-        depth = model.predict_depth(small, torch.tensor([focus_m], device=device), cam_batch)["depth"]
+        focus = torch.tensor([focus_m], device=device)
+        depth = model.predict_depth(small, focus, cam_batch)["depth"]
+        if flip_average:
+            mirrored = model.predict_depth(small.flip(-1), focus, cam_batch)["depth"].flip(-1)
+            depth = torch.exp(0.5 * (depth.log() + mirrored.log()))
     if depth.shape[-2:] != (h, w):
         depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)
     return depth[0, 0].cpu().numpy()

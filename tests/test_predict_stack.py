@@ -126,3 +126,22 @@ def test_predict_stack_one_scene_downscale_and_refine(tmp_path: Path) -> None:
     conf = np.asarray(Image.open(out / "plane_confidence.png")) / 255.0
     assert depth.shape == conf.shape == (96, 96) and np.isfinite(depth).all()
     assert (conf >= 0.5).mean() > 0.25 and np.mean(np.abs(depth[conf >= 0.5] - 0.5)) / 0.5 < 0.05
+
+
+def test_predict_photo_averages_the_mirrored_photo_in_log_depth() -> None:
+    """``flip_average``: the depth of the photo and the mirrored depth of its mirror image, geometric mean."""
+    import numpy as np
+
+    from sdgs.optics import DFD_INDOOR
+    from sdgs.predict import predict_photo
+
+    class Ramp:  # depth grows left to right with the image's mean brightness per column
+        def predict_depth(self, image, focus_m, camera):
+            return {"depth": 1.0 + image.mean(1, keepdim=True).cumsum(-1)}
+
+    rgb = np.random.default_rng(0).random((20, DFD_INDOOR.width_px, 3)).astype(np.float32)
+    plain = predict_photo(Ramp(), rgb, 1.7, DFD_INDOOR, flip_average=False)
+    both = predict_photo(Ramp(), rgb, 1.7, DFD_INDOOR)
+    mirrored = predict_photo(Ramp(), rgb[:, ::-1], 1.7, DFD_INDOOR, flip_average=False)[:, ::-1]
+    np.testing.assert_allclose(both, np.sqrt(plain * mirrored), rtol=1e-5)
+    assert not np.allclose(plain, mirrored)  # the ramp is not mirror-symmetric: the average did something
