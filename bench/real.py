@@ -11,7 +11,10 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, Î
   bound (``dfd_indoor_supervised.yaml``);
 * the same self-supervised model on blur SYNTHESISED at 1.7 m from the f/8 photo and depth (the gap between
   synthetic and real blur);
-* the no-defocus control (``dfd_indoor_no_defocus.yaml``): trained and tested on the nearly sharp f/8 photos;
+* the no-defocus control (``dfd_indoor_no_defocus.yaml``): the same training with the nearly sharp f/8 photo
+  as the networks' input, tested on f/8 photos;
+* ablations at half the training steps (the configuration, and with ``model.reblur_inputs``), and the
+  headline model without the test-time flip average;
 * no learning, one image: the blur of one photo (Zhuo & Sim 2011) through the thin lens, far of focus assumed;
 * no learning, a focal stack: the splatting stage (the teacher) and depth from focus on the training
   configuration's stacks (six synthesised focus distances + the real photo);
@@ -41,19 +44,28 @@ from sdgs.optics import DFD_INDOOR
 from sdgs.predict import predict_photo
 from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
 
-#: label -> (run folder, the photos it is tested on: "N2_8" real f/2.8, "N8" f/8, "synth" synthesised at 1.7 m)
+#: label -> (run folder, the photos it is tested on: "N2_8" real f/2.8, "N8" f/8, "synth" synthesised at 1.7 m,
+#: whether the mirrored photo's prediction is averaged in, as ``sdgs predict`` does)
 MODELS = {
-    "sdgs self-supervised, real f/2.8 photo": ("runs/dfd_indoor-ckpt", "N2_8"),
-    "sdgs self-supervised, synthesised blur at 1.7 m": ("runs/dfd_indoor-ckpt", "synth"),
-    "sdgs supervised (upper bound), real f/2.8 photo": ("runs/dfd_indoor-supervised", "N2_8"),
-    "no-defocus control: supervised on f/8 photos": ("runs/dfd_indoor-no-defocus", "N8"),
+    "sdgs self-supervised, real f/2.8 photo": ("runs/dfd_indoor-ckpt", "N2_8", True),
+    "same model, without the flip average": ("runs/dfd_indoor-ckpt", "N2_8", False),
+    "same model, blur synthesised at 1.7 m": ("runs/dfd_indoor-ckpt", "synth", True),
+    "sdgs supervised (upper bound), real f/2.8 photo": ("runs/dfd_indoor-supervised", "N2_8", True),
+    "no-defocus control: the same training on f/8 photos": ("runs/dfd_indoor-no-defocus", "N8", True),
+    "ablation, half the steps: self-supervised": ("runs/dfd_indoor-300", "N2_8", True),
+    "ablation, half the steps: + re-blur inputs": ("runs/dfd_indoor-300-reblur", "N2_8", True),
 }
+#: ``--quick`` (``make bench-quick``): the headline row at a quarter of the steps, beside the same baselines
+QUICK_MODELS = {"sdgs self-supervised, real f/2.8 photo (quick tier)": ("runs/quick-dfd_indoor", "N2_8", True)}
+_FIT = "sdgs fit --config lightning_configs/dfd_indoor.yaml"
 MAKE = {
     "runs/dfd_indoor-ckpt": "make real-ckpt",
-    "runs/dfd_indoor-supervised": "sdgs fit --config lightning_configs/dfd_indoor.yaml "
-    "--config lightning_configs/dfd_indoor_supervised.yaml",
-    "runs/dfd_indoor-no-defocus": "sdgs fit --config lightning_configs/dfd_indoor.yaml "
-    "--config lightning_configs/dfd_indoor_no_defocus.yaml",
+    "runs/dfd_indoor-supervised": f"{_FIT} --config lightning_configs/dfd_indoor_supervised.yaml",
+    "runs/dfd_indoor-no-defocus": f"{_FIT} --config lightning_configs/dfd_indoor_no_defocus.yaml",
+    "runs/dfd_indoor-300": f"{_FIT} --trainer.max_steps=300 --trainer.default_root_dir=runs/dfd_indoor-300",
+    "runs/dfd_indoor-300-reblur": f"{_FIT} --trainer.max_steps=300 --model.reblur_inputs=true "
+    "--trainer.default_root_dir=runs/dfd_indoor-300-reblur",
+    "runs/quick-dfd_indoor": "make bench-quick",
 }
 
 
@@ -125,7 +137,11 @@ def main() -> None:
     parser.add_argument("--out", default="bench/real.json")
     parser.add_argument("--figure", default="docs/real_photos.png")
     parser.add_argument("--figure-scenes", type=int, nargs="+", default=[0, 3, 6], help="validation indices")
+    parser.add_argument("--quick", action="store_true", help="the quick tier's model rows (no figure)")
     args = parser.parse_args()
+    if not Path(args.data_dir).is_dir():
+        raise SystemExit(f"bench.real: no DFD-indoor data at {args.data_dir}; set --data_dir or SDGS_DFD_INDOOR_DIR")
+    models = QUICK_MODELS if args.quick else MODELS
     t0 = time.perf_counter()
     stack_focus = [0.7, 1.0, 1.4, 2.0, 3.0, 5.0]  # lightning_configs/dfd_indoor.yaml
     dms = data_modules(args.data_dir, stack_focus)
@@ -153,7 +169,7 @@ def main() -> None:
     rows["no learning, focal stack: depth from focus"] = {**score(dff, gts), "input": "focal stack"}
 
     missing, photos, figure_preds = {}, [], []
-    for label, (run, kind) in MODELS.items():
+    for label, (run, kind, flip) in models.items():
         ckpt = Path(args.runs) / run / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
             missing[label] = f"{ckpt} not found: {MAKE[run]}"
@@ -163,13 +179,14 @@ def main() -> None:
         preds = []  # the f/8 control keeps the f/2.8 camera label it was trained with
         for x in items[kind]:
             rgb = x["stack"][0].permute(1, 2, 0).numpy()
-            preds.append(torch.from_numpy(predict_photo(model, rgb, float(x["focus_distance"][0]), DFD_INDOOR))[None])
+            depth = predict_photo(model, rgb, float(x["focus_distance"][0]), DFD_INDOOR, flip_average=flip)
+            preds.append(torch.from_numpy(depth)[None])
         steps = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
-        rows[label] = {**score(preds, gts), "note": f"{run}, {steps} training steps"}
-        if label == "sdgs self-supervised, real f/2.8 photo":
+        rows[label] = {**score(preds, gts), "note": f"{run}, {steps} training steps", "command": MAKE[run]}
+        if label == next(iter(models)):
             photos = [real[i]["stack"][0].permute(1, 2, 0).numpy() for i in args.figure_scenes]
             figure_preds = [preds[i][0].numpy() for i in args.figure_scenes]
-    if figure_preds:
+    if figure_preds and not args.quick:
         figure(Path(args.figure), photos, figure_preds, [gts[i][0].numpy() for i in args.figure_scenes], rows)
     base = rows["constant (median training depth)"]
     write_json(
@@ -180,7 +197,8 @@ def main() -> None:
             + ", ".join(n.removesuffix(".png") for n in names["N2_8"]),
             "camera": "dfd_indoor: f 35 mm, real photos at f/2.8 (N2_8) or f/8 (N8), focus 1.7 m, 36 um pixels",
             "protocol": "Eigen: every pixel with 1e-3 < GT < 10 m (all depth > 0), prediction clamped to that range, "
-            "per-image means, delta as fractions",
+            "per-image means, delta as fractions; networks through sdgs.predict.predict_photo (the photo and its "
+            "mirror image averaged in log depth unless a row says otherwise)",
             "rows": rows,
             "ratios_to_constant": {
                 label: {k: round(r[k] / base[k], 3) for k in ("abs_rel", "rmse")}

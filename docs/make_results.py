@@ -43,6 +43,8 @@ README_FIGURES = (
     ("docs/real_photos.png", "Depth from one real defocused photograph (DFD-indoor, f/2.8)"),
     ("docs/prediction.png", "Depth from one defocused image: input, SDNet's depth z0, DepthNet, ground truth"),
 )
+#: label prefixes of bench/real.json rows left to docs/results.md (ablations), out of the README's table
+README_SKIPS_REAL = ("ablation", "same model, without")
 SOURCES = {
     "real": "bench/real.json",
     "train": "bench/train.json",
@@ -110,9 +112,9 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- row sources
-def real_rows(src: dict) -> list[Row]:
+def real_rows(src: dict, readme: bool = False) -> list[Row]:
     """``bench/real.json``: ``{"data", "protocol", "rows": {label: {abs_rel, rmse, delta1 (fraction), input?,
-    note?}}}``."""
+    note?}}}``. ``readme``: without the ablation rows (:data:`README_SKIPS_REAL`)."""
     if "real" not in src:
         return []
     real = src["real"]
@@ -126,6 +128,7 @@ def real_rows(src: dict) -> list[Row]:
             m.get("note", ""),
         )
         for label, m in real["rows"].items()
+        if not (readme and label.startswith(README_SKIPS_REAL))
     ]
 
 
@@ -166,7 +169,7 @@ def readme_table(src: dict) -> list[str]:
     """The README's one results table: real photographs, the procedural rows, the published self-supervised
     peers (with our row's status), and a caption with the protocols."""
     groups: list[tuple[str, list[Row]]] = []
-    if rows := real_rows(src):
+    if rows := real_rows(src, readme=True):
         groups.append((f"real photos ({src['real']['data']})", rows))
     if rows := procedural_rows(src):
         groups.append(("procedural scenes (FoD500 optics), held out", rows))

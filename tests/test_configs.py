@@ -65,7 +65,7 @@ def test_experiment_is_base_plus_deltas(name: str) -> None:
 def test_real_photo_delta_parses_on_top_of_dfd_indoor(delta: str) -> None:
     cfg = print_config("--config", str(CONFIGS / "dfd_indoor.yaml"), "--config", str(CONFIGS / delta))
     change = yaml.safe_load((CONFIGS / delta).read_text())
-    for key, value in change["model"].items():
+    for key, value in change.get("model", {}).items():
         assert cfg["model"][key] == value, key
     for key, value in change.get("data", {}).get("init_args", {}).items():
         assert cfg["data"]["init_args"][key] == value, key
