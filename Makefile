@@ -77,7 +77,7 @@ gpu-session:  ## a lent GPU machine, one bounded call (~9.5 min): gsplat build +
 
 STEPS ?= 1200
 
-bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet (SDGSModule, stage sdnet), curves, per focus index/band, two texture families -> bench/single_image_oracle.json, docs/single_image.md (STEPS per run; the long curves are make bench-train-long's)
+bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet (SDGSModule, stage sdnet), curves, per focus index/band, two texture families (~25 min) -> bench/single_image_oracle.json, docs/single_image.md (STEPS per run; the long curves are make bench-train-long's)
 	$(PYTHON) -m bench.single_image_oracle --steps $(STEPS) --out bench/single_image_oracle.json
 	$(PYTHON) -m docs.make_results
 
