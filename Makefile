@@ -80,10 +80,10 @@ bench-gpu-train:  ## on one CUDA GPU: fod500.yaml on procedural 256² scenes for
 gpu-session:  ## a lent GPU machine, one bounded call (~9.5 min): gsplat build + bench-gpu-train (2 min) + gpu-check (triton, training before/after) + CUDA and triton tests -> OUT
 	bash bench/gpu_session.sh
 
-MINUTES ?= 3.5
+STEPS ?= 1200
 
-bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet, curves, per focus index/band, two texture families -> bench/single_image_oracle.json, docs/single_image.md (MINUTES per run; the long curves are make bench-train-long's)
-	$(PYTHON) -m bench.single_image_oracle --minutes $(MINUTES) --out bench/single_image_oracle.json
+bench-single-image:  ## single-image diagnosis: oracle vs self-supervised SDNet (SDGSModule, stage sdnet), curves, per focus index/band, two texture families (~25 min) -> bench/single_image_oracle.json, docs/single_image.md (STEPS per run; the long curves are make bench-train-long's)
+	$(PYTHON) -m bench.single_image_oracle --steps $(STEPS) --out bench/single_image_oracle.json
 	$(PYTHON) -m docs.make_results
 
 reproduce-table:  ## train/test every experiment of lightning_configs/table.yaml -> results/table.{md,json} (FORCE=1 reruns)

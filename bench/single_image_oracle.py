@@ -1,12 +1,19 @@
 """Single-image ceiling and learning curves: SDNet alone, trained on ground truth (the oracle) or on the
-splatting stage's depth (self-supervised), in a plain loop, evaluated on two texture families.
+splatting stage's depth (self-supervised), evaluated on two texture families.
 
-    python -m bench.single_image_oracle --minutes 3.5        (per run; the long curves: make bench-train-long)
+    python -m bench.single_image_oracle --steps 1200        (per run; the long curves: make bench-train-long)
 
-Why a plain loop: it isolates what one image carries (no DepthNet, no rendered losses, no Lightning
-overhead), so the curves show the network and its targets alone. Everything it uses is the library's:
-:class:`sdgs.models.SDNet`, :func:`sdgs.losses.log_depth_l1`, :func:`sdgs.splatting.fit.fit_gaussians`,
-:func:`sdgs.metrics.per_image_depth_errors`, the procedural generator.
+Each run trains through the library's :class:`sdgs.lit.SDGSModule` under a ``lightning.Trainer`` (CPU, no
+logger, no checkpoints), so it differs from ``sdgs fit`` only by its settings (:data:`RUNS`,
+:func:`module_settings`): ``stage="sdnet"`` (SDNet alone, no DepthNet), the Siamese and rendered terms at
+weight 0 (the network and its targets alone), ``target_space`` the depth loss, ``supervised`` the ground-truth
+targets of the oracle, ``use_confidence``, ``blur_inputs``; AdamW 2e-3 with the module's cosine decay over
+``--steps``. The batches come from :class:`datamodules.SyntheticDataModule`, the self-supervised runs' targets
+from the :class:`sdgs.splatting.GaussianSplattingStage` callback (fits cached in ``--cache-dir``); the
+augmentation is the library's (horizontal and vertical flips of the whole stack; no rot90, which the crop
+record that the splatting fields are cut by cannot express). A step takes ``--batch-size`` scenes, two images of
+each (the module's Siamese pair): 8 scenes, 16 images a step. The curves are :class:`CurveCallback`, which
+calls :func:`evaluate` every ``--eval-every`` steps and at the last one.
 
 Data: ``--train`` procedural scenes (pink textures, training seeds, 64 px, FoD500 optics), their splatting
 fits (``iters=0``, as in the quickstart); held-out test seeds rendered with the ``pink`` family and with the
@@ -19,32 +26,56 @@ JSON, called by the one page generator (``make docs``).
 from __future__ import annotations
 
 import argparse
-import math
+import shlex
+import sys
 import time
+import warnings
 from pathlib import Path
 
+import lightning as L
 import torch
 
 from bench.common import write_json
 from bench.texture_error import SEED_GROUPS
-from datamodules.procedural import SPLIT_OFFSETS, render_scene, scene_camera
-from sdgs import losses
+from datamodules import SyntheticDataModule
 from sdgs.baselines import median_depth
+from sdgs.lit import GaussianSplattingStage, SDGSModule
 from sdgs.metrics import DFV_CLIP_M, error_maps, per_image_depth_errors
 from sdgs.models import SDNet
 from sdgs.optics import FOD500, batched_camera, coc_px
-from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
 
 SIZE = 64
-#: name -> (targets, blur inputs, confidence weighting, loss)
+#: name -> the SDGSModule settings that make the run (the rest: :func:`module_settings`)
 RUNS = {
-    "oracle (ground truth)": ("gt", True, False, "log_depth"),
-    "self-supervised (splatting depth)": ("splat", True, False, "log_depth"),
-    "self-supervised, confidence-weighted": ("splat", True, True, "log_depth"),
-    "oracle, no blur inputs": ("gt", False, False, "log_depth"),
-    "oracle, AbsRel loss": ("gt", True, False, "abs_rel"),
+    "oracle (ground truth)": {"supervised": True, "target_space": "log_depth"},
+    "self-supervised (splatting depth)": {"use_confidence": False},
+    "self-supervised, confidence-weighted": {"use_confidence": True},
+    "oracle, no blur inputs": {"supervised": True, "target_space": "log_depth", "blur_inputs": False},
+    "oracle, AbsRel loss": {"supervised": True, "target_space": "abs_rel"},
 }
 BANDS = {"near < 0.5 m": (0.0, 0.5), "mid 0.5-1.5 m": (0.5, 1.5), "far > 1.5 m": (1.5, 1e9)}
+#: the splatting stage's settings (the quickstart's: the plane sweep only)
+SPLAT = {"iters": 0, "fit_batch_size": 32}
+
+
+def module_settings(name: str) -> dict:
+    """The :class:`SDGSModule` arguments of run ``name``: SDNet 16/3 alone, its depth term only (losses clipped
+    at the DFV 1.5 m), AdamW 2e-3, then the run's own settings of :data:`RUNS`."""
+    return {
+        "stage": "sdnet",
+        "sdnet_width": 16,
+        "sdnet_depth": 3,
+        "blur_inputs": True,
+        "lr": 2e-3,
+        "weight_decay": 1e-4,
+        "target_space": "log_depth",
+        "loss_far_m": DFV_CLIP_M,
+        "siamese_weight": 0.0,
+        "blur_weight": 0.0,
+        "depth_render_weight": 0.0,
+        "supervised": False,
+        **RUNS[name],
+    }
 
 
 def coc_figure(path: Path) -> None:
@@ -66,9 +97,10 @@ def coc_figure(path: Path) -> None:
     plt.close(fig)
 
 
-def scenes(seed0: int, n: int, texture: str) -> tuple[torch.Tensor, torch.Tensor]:
-    out = [render_scene(seed0 + i, SIZE, FOD500, texture=texture) for i in range(n)]
-    return torch.stack([s for s, _, _ in out]), torch.stack([d for _, d, _ in out])
+def test_set(dm: SyntheticDataModule) -> tuple[torch.Tensor, torch.Tensor]:
+    """The full test stacks ``(N, S, 3, H, W)`` and depths ``(N, 1, H, W)`` of ``dm``."""
+    items = [dm.dataset("test").load(i) for i in range(dm.num_test)]
+    return torch.stack([x["stack"] for x in items]), torch.stack([x["depth"] for x in items])
 
 
 def evaluate(net: SDNet, stack: torch.Tensor, depth: torch.Tensor, camera, focus: torch.Tensor) -> dict:
@@ -93,43 +125,49 @@ def evaluate(net: SDNet, stack: torch.Tensor, depth: torch.Tensor, camera, focus
     }  # fmt: skip
 
 
-def train(name: str, data: dict, minutes: float, eval_every: int, seed: int = 0) -> dict:
-    targets, blur_inputs, use_conf, loss_name = RUNS[name]
-    torch.manual_seed(seed)
-    net = SDNet(16, 3, blur_inputs=blur_inputs)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    gen = torch.Generator().manual_seed(seed + 1)
-    stack, gt, splat, conf = data["train"]
-    camera, focus = data["camera"], data["focus"]
-    goal = gt if targets == "gt" else splat
-    curve, t0, step, batch = [], time.perf_counter(), 0, 16
-    train_s = 0.0
-    while train_s < minutes * 60:
-        t = time.perf_counter()
-        # cosine decay over the time budget (to 5 %), as the Lightning module decays over its steps
-        for group in opt.param_groups:
-            group["lr"] = 2e-3 * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, train_s / (minutes * 60)))))
-        i = torch.randint(0, len(stack), (batch,), generator=gen)
-        k = torch.randint(0, stack.shape[1], (batch,), generator=gen)
-        x = torch.cat([stack[i, k], goal[i], conf[i] if use_conf else torch.ones_like(goal[i])], 1)
-        x = torch.rot90(x, int(torch.randint(0, 4, (1,), generator=gen)), (-2, -1))  # optics are isotropic
-        x = x.flip(-1) if bool(torch.randint(0, 2, (1,), generator=gen)) else x
-        out = net(x[:, :3], focus[k], batched_camera(camera, 4, batch))
-        loss = losses.DEPTH_LOSSES[loss_name](out["inv_depth"], 1.0 / x[:, 3:4], x[:, 4:5], far_m=DFV_CLIP_M)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        train_s += time.perf_counter() - t
-        if step % eval_every == 0:
-            point = {"step": step, "train_seconds": round(train_s, 1)}
-            for family, (s, d) in data["test"].items():
-                point[family] = evaluate(net, s, d, camera, focus)
-            curve.append(point)
-            print(f"[{name}] step {step} ({train_s:.0f} s): " + ", ".join(
-                f"{f} AbsRel {point[f]['abs_rel']:.3f} near {point[f]['near_abs_rel']:.3f} "
-                f"δ1 {point[f]['delta1']:.1f}" for f in data["test"]), flush=True)  # fmt: skip
-    return {"steps": step, "wall_seconds": round(time.perf_counter() - t0, 1), "curve": curve}
+class CurveCallback(L.Callback):
+    """The learning curve: :func:`evaluate` of the module's SDNet on each test set every ``every`` steps and at
+    the last step. ``points``: ``{"step", "train_seconds" (training wall time, evaluations excluded), <family>:
+    evaluate(...)}``."""
+
+    def __init__(self, name: str, test: dict, camera, every: int) -> None:
+        self.name, self.test, self.camera, self.every = name, test, camera, every
+        self.focus = torch.tensor(camera.focus_distances_m)
+        self.points: list[dict] = []
+        self.train_s, self._mark = 0.0, 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: SDGSModule) -> None:
+        self.points, self.train_s, self._mark = [], 0.0, time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: SDGSModule, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step  # optimizer steps taken, this batch's included
+        if step % self.every and step != trainer.max_steps:
+            return
+        self.train_s += time.perf_counter() - self._mark
+        point = {"step": step, "train_seconds": round(self.train_s, 1)}
+        for family, (s, d) in self.test.items():
+            point[family] = evaluate(pl_module.sdnet, s, d, self.camera, self.focus)
+        self.points.append(point)
+        print(f"[{self.name}] step {step} ({self.train_s:.0f} s): " + ", ".join(
+            f"{f} AbsRel {point[f]['abs_rel']:.3f} near {point[f]['near_abs_rel']:.3f} "
+            f"δ1 {point[f]['delta1']:.1f}" for f in self.test), flush=True)  # fmt: skip
+        self._mark = time.perf_counter()
+
+
+def train(name: str, dm: SyntheticDataModule, test: dict, steps: int, eval_every: int, cache_dir: str,
+          seed: int = 0) -> dict:  # fmt: skip
+    """Run ``name`` (:data:`RUNS`) for ``steps`` optimizer steps: ``{"steps", "wall_seconds", "curve"}``."""
+    L.seed_everything(seed, workers=True, verbose=False)
+    model = SDGSModule(**module_settings(name))
+    curve = CurveCallback(name, test, dm.camera, eval_every)
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, max_steps=steps, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+        callbacks=[GaussianSplattingStage(cache_dir=cache_dir, **SPLAT), curve],
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    trainer.fit(model, dm)
+    return {"steps": trainer.global_step, "wall_seconds": round(time.perf_counter() - t0, 1), "curve": curve.points}
 
 
 def figure(result: dict, path: Path) -> None:
@@ -142,13 +180,13 @@ def figure(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(fams), figsize=(5.5 * len(fams), 3.4), sharey=True)
     for ax, fam in zip(axes, fams):
         for name, run in result["runs"].items():
-            pts = [(p["train_seconds"] / 60, p[fam]["abs_rel"]) for p in run["curve"]]
+            pts = [(p["step"], p[fam]["abs_rel"]) for p in run["curve"]]
             ax.plot(*zip(*pts), marker="o", ms=3, label=name)
         ax.axhline(result["constant"][fam]["abs_rel"], color="k", ls="--", lw=0.8, label="constant")
         ax.axhline(
             result["splatting_stage"][fam]["abs_rel"], color="g", ls=":", lw=0.8, label="splatting stage (stack)"
         )
-        ax.set(xlabel="training minutes (2 CPU cores)", ylabel="test AbsRel (DFV)", title=f"test textures: {fam}")
+        ax.set(xlabel="training steps", ylabel="test AbsRel (DFV)", title=f"test textures: {fam}")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -378,10 +416,12 @@ def single_image_page(result: dict, bar: dict | None, long: dict | None = None, 
     budget of ``bench/train_long.json`` (each None: its sections are left out)."""
     fams = list(result["constant"])
     last = {name: run["curve"][-1] for name, run in result["runs"].items() if run["curve"]}
+    # a JSON of the earlier plain loop (a time budget, no "command"/"trainer") reads as it was produced
+    command = result.get("command", f"python -m bench.single_image_oracle --minutes {result.get('minutes', 0):g}")
     lines = [
         "# Single-image depth: diagnosis",
         "",
-        f"Produced by `python -m bench.single_image_oracle --minutes {result['minutes']:g}` "
+        f"Produced by `{command}` "
         f"({result['wall_seconds']:.0f} s); numbers from `bench/single_image_oracle.json`. {result['setup']}.",
         f"{result['protocol']} ({result['constant_m']:.3f} m).",
         "",
@@ -393,7 +433,7 @@ def single_image_page(result: dict, bar: dict | None, long: dict | None = None, 
         "Gaussian PSF has σ = CoC/4, so most of the range blurs by less than one pixel: one image says little",
         "about far depth, and around each focus plane the sign (in front or behind) is ambiguous from blur alone.",
         "",
-        "## Learning curves (SDNet alone, plain loop)",
+        f"## Learning curves (SDNet alone, {result.get('trainer', 'plain loop')})",
         "",
         "![curves](single_image_oracle.png)",
         "",
@@ -446,48 +486,58 @@ def single_image_page(result: dict, bar: dict | None, long: dict | None = None, 
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=3.5, help="training minutes per run")
+    parser.add_argument("--steps", type=int, default=1200, help="optimizer steps per run")
+    parser.add_argument("--batch-size", type=int, default=8, help="scenes per step (two images of each)")
     parser.add_argument("--train", type=int, default=1024, help="training scenes")
     parser.add_argument("--test", type=int, default=48, help="held-out scenes per texture family")
+    parser.add_argument("--size", type=int, default=SIZE, help="image size (px), a centre crop of the sensor")
     parser.add_argument("--eval-every", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (weights, batch order, flips)")
     parser.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--cache-dir", default="cache/splat", help="the splatting stage's fit cache")
     parser.add_argument("--out", default="bench/single_image_oracle.json")
     parser.add_argument("--figure", default="docs/single_image_oracle.png")
-    args = parser.parse_args()
-    camera = scene_camera(FOD500, SIZE)
-    focus = torch.tensor(camera.focus_distances_m)
+    args = parser.parse_args(argv)
+    # one process, in-memory scenes: no loader workers wanted; Lightning's nudge about them is noise here
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
     t0 = time.perf_counter()
-    stack, gt = scenes(SPLIT_OFFSETS["train"], args.train, "pink")
-    fits = [
-        fit_gaussians(stack[j : j + 32], focus.expand(len(stack[j : j + 32]), -1), camera.to_tensors(),
-                      config=SplatFitConfig(iters=0)).to_dict()
-        for j in range(0, len(stack), 32)
-    ]  # fmt: skip
-    splat, conf = torch.cat([f["depth"] for f in fits]), torch.cat([f["confidence"] for f in fits])
-    test = {fam: scenes(SPLIT_OFFSETS["test"], args.test, fam) for fam in ("pink", "geometric")}
+    data = {"num_val": 0, "size": args.size, "batch_size": args.batch_size}
+    dm = SyntheticDataModule(num_train=args.train, num_test=args.test, texture="pink", **data)
+    # the same held-out geometry in the training family and in one it never sees
+    tests = {"pink": dm, "geometric": SyntheticDataModule(num_train=0, num_test=args.test, texture="geometric", **data)}
+    stage = GaussianSplattingStage(cache_dir=args.cache_dir, **SPLAT)
+    stage.bind(dm)  # the training fits now (cached), so no run's first steps pay for them
+    stage.fields_for("train", range(args.train))
+    gt = torch.stack([dm.dataset("train").load(i)["depth"] for i in range(args.train)])
+    test = {fam: test_set(t) for fam, t in tests.items()}
     print(f"data and splatting fits: {time.perf_counter() - t0:.0f} s")
     const = median_depth(gt, clip_max=DFV_CLIP_M)
     baselines: dict[str, dict] = {"constant": {}, "splatting_stage": {}}
-    for fam, (s, d) in test.items():
-        test_fits = fit_gaussians(s, focus.expand(len(s), -1), camera.to_tensors(), config=SplatFitConfig(iters=0))
-        for row, pred in (("constant", torch.full_like(d, const)), ("splatting_stage", test_fits.to_dict()["depth"])):
+    for fam, (_, d) in test.items():
+        stage.bind(tests[fam])
+        fits = stage.fields_for("test", range(args.test))
+        splat = torch.stack([fits[i]["depth"] for i in range(args.test)])
+        for row, pred in (("constant", torch.full_like(d, const)), ("splatting_stage", splat)):
             v, _ = per_image_depth_errors(pred, d, "dfv")
             n, _ = per_image_depth_errors(pred, d, "dfv", near_max=DFV_CLIP_M)
             baselines[row][fam] = {"abs_rel": float(v["abs_rel"].mean()), "near_abs_rel": float(n["abs_rel"].mean()),
                                    "delta1": float(v["delta1"].mean())}  # fmt: skip
     print("baselines:", baselines)
-    data = {"train": (stack, gt, splat, conf), "test": test, "camera": camera, "focus": focus}
-    runs = {name: train(name, data, args.minutes, args.eval_every) for name in args.runs}
+    runs = {name: train(name, dm, test, args.steps, args.eval_every, args.cache_dir, args.seed) for name in args.runs}
     result = {
-        "setup": f"SDNet 16/3 alone, AdamW 2e-3 with cosine decay over the time budget, batch 16, losses clipped "
-        f"at 1.5 m, {args.train} pink training scenes (64 px, FoD500 optics), {args.test} held-out scenes per "
-        "texture family, "
-        f"{args.minutes} training minutes per run",
+        "setup": f"SDNet 16/3 alone through SDGSModule (stage sdnet, its depth term only), AdamW 2e-3 with cosine "
+        f"decay over {args.steps} steps, {args.batch_size} scenes x 2 images a step, losses clipped at 1.5 m, "
+        f"library flips, {args.train} pink training scenes ({args.size} px, FoD500 optics), {args.test} held-out "
+        f"scenes per texture family, training seed {args.seed}",
         "protocol": "DFV; one defocused image, all 5 focus indices; constant = median clipped train depth",
+        "trainer": "SDGSModule, stage sdnet",
+        "command": shlex.join(["python", "-m", "bench.single_image_oracle", *(sys.argv[1:] if argv is None else argv)]),
         "constant_m": const,
-        "minutes": args.minutes,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
         "wall_seconds": round(time.perf_counter() - t0, 1),
         **baselines,
         "runs": runs,
