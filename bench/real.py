@@ -13,8 +13,8 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, Î
   synthetic and real blur);
 * the no-defocus control (``dfd_indoor_no_defocus.yaml``): the same training with the nearly sharp f/8 photo
   as the networks' input, tested on f/8 photos;
-* ablations at half the training steps (the configuration, and with ``model.reblur_inputs``), and the
-  headline model without the test-time flip average;
+* ablations: without the weights' moving average (at full and half the steps, and with
+  ``model.reblur_inputs``), and the headline model without the test-time flip average;
 * no learning, one image: the blur of one photo (Zhuo & Sim 2011) through the thin lens, far of focus assumed;
 * no learning, a focal stack: the splatting stage (the teacher) and depth from focus on the training
   configuration's stacks (six synthesised focus distances + the real photo);
@@ -52,18 +52,25 @@ MODELS = {
     "same model, blur synthesised at 1.7 m": ("runs/dfd_indoor-ckpt", "synth", True),
     "sdgs supervised (upper bound), real f/2.8 photo": ("runs/dfd_indoor-supervised", "N2_8", True),
     "no-defocus control: the same training on f/8 photos": ("runs/dfd_indoor-no-defocus", "N8", True),
-    "ablation, half the steps: self-supervised": ("runs/dfd_indoor-300", "N2_8", True),
-    "ablation, half the steps: + re-blur inputs": ("runs/dfd_indoor-300-reblur", "N2_8", True),
+    "ablation: without the weight average": ("runs/dfd_indoor-ckpt-noema", "N2_8", True),
+    "ablation: without the weight average, half the steps": ("runs/dfd_indoor-300", "N2_8", True),
+    "ablation: without the weight average, half the steps, + re-blur inputs": (
+        "runs/dfd_indoor-300-reblur",
+        "N2_8",
+        True,
+    ),
 }
 #: ``--quick`` (``make bench-quick``): the headline row at a quarter of the steps, beside the same baselines
 QUICK_MODELS = {"sdgs self-supervised, real f/2.8 photo (quick tier)": ("runs/quick-dfd_indoor", "N2_8", True)}
 _FIT = "sdgs fit --config lightning_configs/dfd_indoor.yaml"
+_NO_EMA = "(dfd_indoor.yaml without its EMAWeightAveraging callback) "
 MAKE = {
     "runs/dfd_indoor-ckpt": "make real-ckpt",
     "runs/dfd_indoor-supervised": f"{_FIT} --config lightning_configs/dfd_indoor_supervised.yaml",
     "runs/dfd_indoor-no-defocus": f"{_FIT} --config lightning_configs/dfd_indoor_no_defocus.yaml",
-    "runs/dfd_indoor-300": f"{_FIT} --trainer.max_steps=300 --trainer.default_root_dir=runs/dfd_indoor-300",
-    "runs/dfd_indoor-300-reblur": f"{_FIT} --trainer.max_steps=300 --model.reblur_inputs=true "
+    "runs/dfd_indoor-ckpt-noema": f"{_NO_EMA}{_FIT} --trainer.default_root_dir=runs/dfd_indoor-ckpt-noema",
+    "runs/dfd_indoor-300": f"{_NO_EMA}{_FIT} --trainer.max_steps=300 --trainer.default_root_dir=runs/dfd_indoor-300",
+    "runs/dfd_indoor-300-reblur": f"{_NO_EMA}{_FIT} --trainer.max_steps=300 --model.reblur_inputs=true "
     "--trainer.default_root_dir=runs/dfd_indoor-300-reblur",
     "runs/quick-dfd_indoor": "make bench-quick",
 }
