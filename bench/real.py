@@ -84,6 +84,19 @@ def score(preds: list[torch.Tensor], gts: list[torch.Tensor]) -> dict[str, float
     return {k: round(float(v), 4) for k, v in metric.compute().items() if k in ("abs_rel", "rmse", "delta1")}
 
 
+def valid_median(depth: torch.Tensor) -> float:
+    """Median depth (m, 2 decimals) of the pixels with depth > 0."""
+    return round(float(depth[depth > 0].median()), 2)
+
+
+def scale_split(preds: list[torch.Tensor], gts: list[torch.Tensor]) -> dict:
+    """Where the error lies: each scene's scale, median GT / median prediction over pixels with depth > 0, and
+    the AbsRel left once each prediction is rescaled by it (the error of the depth's shape alone)."""
+    ratios = [float(g[g > 0].median() / p[g > 0].median()) for p, g in zip(preds, gts)]
+    shape = score([p * r for p, r in zip(preds, ratios)], gts)["abs_rel"]
+    return {"scale_gt_over_pred": [round(r, 3) for r in ratios], "abs_rel_after_per_scene_scale": shape}
+
+
 def data_modules(data_dir: str, stack_focus_m: list[float]) -> dict[str, DFDIndoorDataModule]:
     """The validation photos of each kind, and the training configuration's stacks."""
     kw = {"data_dir": data_dir, "batch_size": 1}
@@ -159,6 +172,11 @@ def main() -> None:
     items = {kind: [ds.load(i) for i in range(len(ds))] for kind, ds in val.items()}
     gts = [x["depth"] for x in items["N2_8"]]
     const = constant_depth(dms["N2_8"].dataset("train"), max_samples=10_000)
+    train = dms["N2_8"].dataset("train")
+    scene_medians = {
+        "train": sorted(valid_median(train.load(i)["depth"]) for i in range(len(train))),
+        "validation": [valid_median(g) for g in gts],
+    }
     rows: dict[str, dict] = {"constant (median training depth)": score([torch.full_like(g, const) for g in gts], gts)}
     rows["constant (median training depth)"].update(note=f"{const:.3f} m", input="none")
 
@@ -190,6 +208,7 @@ def main() -> None:
             preds.append(torch.from_numpy(depth)[None])
         steps = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
         rows[label] = {**score(preds, gts), "note": f"{run}, {steps} training steps", "command": MAKE[run]}
+        rows[label]["diagnosis"] = scale_split(preds, gts)
         if label == next(iter(models)):
             photos = [real[i]["stack"][0].permute(1, 2, 0).numpy() for i in args.figure_scenes]
             figure_preds = [preds[i][0].numpy() for i in args.figure_scenes]
@@ -212,6 +231,7 @@ def main() -> None:
                 for label, r in rows.items()
                 if label != "constant (median training depth)"
             },
+            "scene_median_depth_m": scene_medians,
             "missing": missing,
             "seconds": round(time.perf_counter() - t0, 1),
         },
