@@ -227,6 +227,34 @@ def section_real(src: dict) -> list[str]:
         ["method", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑", "note"],
         [[r.label, fmt(r.abs_rel), fmt(r.rmse), fmt(r.delta1, 1), r.note] for r in real_rows(src)],
     )
+    diagnosed = {label: m["diagnosis"] for label, m in real["rows"].items() if "diagnosis" in m}
+    if diagnosed:
+        lines += [
+            "",
+            "**Where the error lies**: each network's AbsRel once every prediction is rescaled by its scene's "
+            "median GT / median prediction (what is left is the error of the depth map's shape), and those "
+            "per-scene scales (> 1: the prediction is too near).",
+            "",
+            *table(
+                ["method", "AbsRel", "AbsRel after per-scene scale", "per-scene scale GT / prediction"],
+                [
+                    [label, fmt(real["rows"][label]["abs_rel"]), fmt(d["abs_rel_after_per_scene_scale"]),
+                     " ".join(f"{r:.2f}" for r in d["scale_gt_over_pred"])]
+                    for label, d in diagnosed.items()
+                ],
+            ),
+        ]  # fmt: skip
+    if medians := real.get("scene_median_depth_m"):
+        train = medians["train"]
+        quartiles = [train[round(q * (len(train) - 1))] for q in (0, 0.25, 0.5, 0.75, 1)]
+        lines += [
+            "",
+            "Median depth per scene (m): validation "
+            + ", ".join(f"{m:.2f}" for m in medians["validation"])
+            + f"; the {len(train)} training scenes' min / quartiles / max "
+            + " / ".join(f"{m:.2f}" for m in quartiles)
+            + ".",
+        ]
     return lines + [""]
 
 
