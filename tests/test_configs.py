@@ -45,10 +45,12 @@ def test_experiment_is_base_plus_deltas(name: str) -> None:
     cfg = print_config("--config", str(CONFIGS / name))
     base = yaml.safe_load((CONFIGS / "base.yaml").read_text())
     delta = yaml.safe_load((CONFIGS / name).read_text())
-    # the experiment file holds no trainer plumbing: loggers and callbacks come from the base
+    # the experiment file holds no trainer plumbing: loggers and callbacks come from the base; an experiment
+    # may only append a callback of its own (`callbacks+`), never replace the base's
     assert "logger" not in delta["trainer"] and "callbacks" not in delta["trainer"]
+    appended = delta["trainer"].get("callbacks+", [])
     assert [c["class_path"] for c in cfg["trainer"]["callbacks"]] == [
-        c["class_path"] for c in base["trainer"]["callbacks"]
+        c["class_path"] for c in base["trainer"]["callbacks"] + appended
     ]
     assert cfg["trainer"]["default_root_dir"] == delta["trainer"]["default_root_dir"] == f"runs/{name[:-5]}"
     assert cfg["splat"]["iters"] == delta.get("splat", {}).get("iters", SplatFitConfig().iters)
