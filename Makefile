@@ -31,13 +31,8 @@ format:  ## apply ruff fixes and formatting
 
 bench: bench-data bench-render bench-splat  ## data, renderer and splatting benchmarks (JSON under bench/)
 
-bench-quick:  ## the headline rows at reduced size (<= 20 min, 2 cores): the README's procedural rows at a quarter of the quickstart's budget -> bench/quick.json; with the DFD-indoor data, the real-photo model at a quarter of its steps beside the real baselines -> bench/quick_real.json
-	$(PYTHON) -m bench.train --plan lightning_configs/experiments/bench_quick.yaml --out bench/quick.json
-	@if [ -d "$(DFD_INDOOR_DIR)" ]; then \
-		rm -rf runs/quick-dfd_indoor && sdgs fit --config lightning_configs/dfd_indoor.yaml --data.init_args.data_dir=$(DFD_INDOOR_DIR) --config lightning_configs/logger/csv.yaml \
-			--trainer.max_steps=150 --trainer.val_check_interval=150 --trainer.default_root_dir=runs/quick-dfd_indoor && \
-		$(PYTHON) -m bench.real --quick --data_dir $(DFD_INDOOR_DIR) --out bench/quick_real.json; \
-	else echo "bench-quick: no DFD-indoor data at $(DFD_INDOOR_DIR) (SDGS_DFD_INDOOR_DIR): real-photo rows skipped"; fi
+bench-quick:  ## every headline row at reduced size (<= 20 min, 2 cores), each stage timed: procedural rows at a quarter of the quickstart's budget -> bench/quick.json; with the DFD-indoor data, the real-photo model, its supervised bound and the no-defocus control at a quarter of their steps beside the real baselines -> bench/quick_real.json; stage times -> bench/quick_tier.json
+	$(PYTHON) -m bench.quick_tier --data_dir $(DFD_INDOOR_DIR)
 
 bench-data:  ## data loading / synthesis throughput -> bench/data.json
 	$(PYTHON) -m bench.data --out bench/data.json

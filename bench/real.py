@@ -60,8 +60,19 @@ MODELS = {
         True,
     ),
 }
-#: ``--quick`` (``make bench-quick``): the headline row at a quarter of the steps, beside the same baselines
-QUICK_MODELS = {"sdgs self-supervised, real f/2.8 photo (quick tier)": ("runs/quick-dfd_indoor", "N2_8", True)}
+#: ``--quick`` (``make bench-quick``, ``bench/quick_tier.py``): the headline, supervised and control rows at a
+#: quarter of the steps, beside the same baselines. Run folder -> the config fragment on top of dfd_indoor.yaml.
+QUICK_STEPS = 150
+QUICK_RUNS = {
+    "runs/quick-dfd_indoor": None,
+    "runs/quick-dfd_indoor-supervised": "lightning_configs/dfd_indoor_supervised.yaml",
+    "runs/quick-dfd_indoor-no-defocus": "lightning_configs/dfd_indoor_no_defocus.yaml",
+}
+QUICK_MODELS = {
+    "sdgs self-supervised, real f/2.8 photo (quick tier)": ("runs/quick-dfd_indoor", "N2_8", True),
+    "sdgs supervised (upper bound), real f/2.8 photo (quick tier)": ("runs/quick-dfd_indoor-supervised", "N2_8", True),
+    "no-defocus control, f/8 photos (quick tier)": ("runs/quick-dfd_indoor-no-defocus", "N8", True),
+}
 _FIT = "sdgs fit --config lightning_configs/dfd_indoor.yaml"
 _NO_EMA = "(dfd_indoor.yaml without its EMAWeightAveraging callback) "
 MAKE = {
@@ -72,7 +83,7 @@ MAKE = {
     "runs/dfd_indoor-300": f"{_NO_EMA}{_FIT} --trainer.max_steps=300 --trainer.default_root_dir=runs/dfd_indoor-300",
     "runs/dfd_indoor-300-reblur": f"{_NO_EMA}{_FIT} --trainer.max_steps=300 --model.reblur_inputs=true "
     "--trainer.default_root_dir=runs/dfd_indoor-300-reblur",
-    "runs/quick-dfd_indoor": "make bench-quick",
+    **{run: "make bench-quick" for run in QUICK_RUNS},
 }
 
 

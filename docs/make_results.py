@@ -50,6 +50,7 @@ SOURCES = {
     "train": "bench/train.json",
     "quick": "bench/quick.json",
     "quick_real": "bench/quick_real.json",
+    "quick_tier": "bench/quick_tier.json",
     "long": "bench/train_long.json",
     "splat": "bench/splat.json",
     "splat_real": "bench/splat_real.json",
@@ -613,13 +614,23 @@ BENCHMARKS: list[tuple[str, str, str, Callable[[dict], str]]] = [
         ),
     ),
     (
-        "the real-photo model at a quarter of its steps, beside the real baselines",
+        "the real-photo model, its supervised bound and the no-defocus control at a quarter of their steps, "
+        "beside the real baselines",
         "make bench-quick",
         "quick_real",
         lambda d: "; ".join(
             f"{label}: AbsRel {r['abs_rel']:.3f}"
             for label, r in d["rows"].items()
-            if label.startswith(("sdgs", "constant"))
+            if label.startswith(("sdgs", "constant", "no-defocus"))
+        ),
+    ),
+    (
+        "the quick tier's wall time, stage by stage",
+        "make bench-quick",
+        "quick_tier",
+        lambda d: (
+            f"{d['total_seconds'] / 60:.1f} min in all (budget {d['budget_seconds'] / 60:.0f} min): "
+            + "; ".join(f"{name} {v['seconds'] / 60:.1f} min" for name, v in d["stages"].items())
         ),
     ),
     (
