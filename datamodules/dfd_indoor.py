@@ -167,6 +167,11 @@ class DFDIndoorDataset(StackDataset):
         real_images: with ``synth_camera``, one real photo per pair (same size and scene), appended to the
             synthesised stack at ``real_focus_m``.
         real_focus_m: focus distance of ``real_images`` (m; DFD-indoor: 1.7).
+        depth_scales: with ``synth_camera``, each scene once per factor ``k``: its depth times ``k`` (the room
+            moved ``k`` times farther) and its stack synthesised from that depth. ``k = 1`` is the scene as
+            captured (with its real photo); for ``k != 1`` a synthesised twin of the real photo (its lens, its
+            focus) takes the real photo's place, whose blur belongs to the captured depth only. Items are
+            ordered scale by scale: item ``i`` is scene ``i % len(pairs)`` at ``depth_scales[i // len(pairs)]``.
     """
 
     def __init__(
@@ -179,11 +184,17 @@ class DFDIndoorDataset(StackDataset):
         cache_dir: str | Path | None = None,
         real_images: list[Path] | None = None,
         real_focus_m: float = DFD_INDOOR.focus_distances_m[0],
+        depth_scales: tuple[float, ...] = (1.0,),
         **kw,
     ) -> None:
         super().__init__(**kw)
         if real_images is not None and (synth_camera is None or len(real_images) != len(pairs)):
             raise ValueError("real_images needs synth_camera and one real photo per (image, depth) pair")
+        if not depth_scales or any(not k > 0 for k in depth_scales):
+            raise ValueError(f"depth_scales must be positive factors, got {list(depth_scales)}")
+        if tuple(depth_scales) != (1.0,) and synth_camera is None:
+            raise ValueError("depth_scales needs synthesised stacks (data.synthesize=true): a real photo has one depth")
+        self.depth_scales = tuple(float(k) for k in depth_scales)
         self.pairs = list(pairs)
         self.real_images, self.real_focus_m = real_images, real_focus_m
         self.camera, self.synth_camera, self.num_layers = camera, synth_camera, num_layers
@@ -191,11 +202,16 @@ class DFDIndoorDataset(StackDataset):
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.pairs) * len(self.depth_scales)
+
+    def _scene(self, i: int) -> tuple[int, float]:
+        """Scene index and depth factor of item ``i``."""
+        return i % len(self.pairs), self.depth_scales[i // len(self.pairs)]
 
     def describe(self, i: int) -> str:
-        image, depth = self.pairs[i]
-        return f"DFD-indoor image {image} (depth {depth.name})"
+        scene, k = self._scene(i)
+        image, depth = self.pairs[scene]
+        return f"DFD-indoor image {image} (depth {depth.name}" + (f", times {k:g})" if k != 1 else ")")
 
     def _resized(self, rgb: Tensor) -> Tensor:
         """``(3, h, w)`` image at the output width (aspect kept)."""
@@ -226,14 +242,17 @@ class DFDIndoorDataset(StackDataset):
             cam = cam.resize(out_h, out_w)
         return img, dep, cam
 
-    def _cache_file(self, i: int) -> Path | None:
+    def _cache_file(self, scene: int, focus_m: tuple[float, ...], scale: float) -> Path | None:
         if self.cache_dir is None or self.synth_camera is None:
             return None
-        key = f"{self.synth_camera.cache_key()}|{self.width}|{self.num_layers}"
-        return self.cache_dir / hashlib.sha1(key.encode()).hexdigest()[:12] / f"{self.pairs[i][0].stem}.npy"
+        optics = replace(self.synth_camera, focus_distances_m=focus_m)
+        key = f"{optics.cache_key()}|{self.width}|{self.num_layers}"
+        name = self.pairs[scene][0].stem + (f"-x{scale:g}" if scale != 1 else "")
+        return self.cache_dir / hashlib.sha1(key.encode()).hexdigest()[:12] / f"{name}.npy"
 
     def load(self, i: int) -> dict[str, Tensor]:
-        img, depth, cam = self._frame(i)
+        scene, scale = self._scene(i)
+        img, depth, cam = self._frame(scene)
         if self.synth_camera is None:
             return make_item(img[None], cam.focus_distances_m, depth, cam, i)
         # the preset's lens (f, N, focus) with the pixel pitch scaled to this width, as NYUv2; the pinhole
@@ -244,20 +263,24 @@ class DFDIndoorDataset(StackDataset):
             syn, pixel_size_m=syn.pixel_size_m * syn.width_px / cam.width_px, width_px=cam.width_px,
             height_px=cam.height_px, fx_px=fx, fy_px=fy, cx_px=cx, cy_px=cy,
         )  # fmt: skip
-        stack = synthesize_stack_cached(img, fill_depth_holes(depth), lens, self.num_layers, self._cache_file(i))
+        moved = scale != 1
+        if moved and self.real_images is not None:  # the real photo's blur belongs to the captured depth: a twin
+            lens = replace(lens, focus_distances_m=(*lens.focus_distances_m, self.real_focus_m))
+        cache = self._cache_file(scene, lens.focus_distances_m, scale)
+        stack = synthesize_stack_cached(img, fill_depth_holes(depth) * scale, lens, self.num_layers, cache)
         focus = list(lens.focus_distances_m)
-        if self.real_images is not None:
-            path = self.real_images[i]
+        if self.real_images is not None and not moved:
+            path = self.real_images[scene]
             real = torch.from_numpy(read_image(path)).permute(2, 0, 1)
             real = self._resized(real)
             if real.shape[-2:] != img.shape[-2:]:
                 raise DataError(
                     f"{path}: the real photo is {tuple(real.shape[-2:])} px at the output width but its f/8 "
-                    f"partner {self.pairs[i][0].name} is {tuple(img.shape[-2:])}; pairs must have one size"
+                    f"partner {self.pairs[scene][0].name} is {tuple(img.shape[-2:])}; pairs must have one size"
                 )
             stack = torch.cat([torch.as_tensor(stack), real[None]])
             focus.append(self.real_focus_m)
-        return make_item(stack, focus, depth, lens, i)
+        return make_item(stack, focus, depth * scale, lens, i)
 
 
 class DFDIndoorDataModule(FocalStackDataModule):
@@ -274,6 +297,10 @@ class DFDIndoorDataModule(FocalStackDataModule):
         real_aperture: the appended photo's folder: ``"N2_8"`` (real defocus), or ``"N8"`` (nearly sharp, yet
             labelled with the stack's f/2.8 camera: for the no-defocus control, a ground-truth-trained model of
             that image alone, never for the splatting stage).
+        depth_scales: training scenes once per factor, moved that many times farther with their stacks
+            synthesised anew (:class:`DFDIndoorDataset`; needs ``synthesize``). The captured scenes alone
+            (None) tie depth to what a room looks like; moved copies make blur the only cue to its scale.
+            Validation and test scenes stay as captured.
         width: output width in px (None: 645 for real images, the synthesis preset's width otherwise).
         val_fraction: last fraction of ``train/`` (in time order) used for validation.
         max_gap_s: largest image-to-depth time difference accepted when pairing (s).
@@ -291,6 +318,7 @@ class DFDIndoorDataModule(FocalStackDataModule):
         synth_focus_m: list[float] | None = None,
         real_in_stack: bool = False,
         real_aperture: Literal["N2_8", "N8"] = "N2_8",
+        depth_scales: list[float] | None = None,
         width: int | None = None,
         val_fraction: float = 0.1,
         max_gap_s: float = 1.0,
@@ -311,6 +339,11 @@ class DFDIndoorDataModule(FocalStackDataModule):
         self.real_in_stack, self.real_aperture = real_in_stack, real_aperture
         if real_aperture not in APERTURES:
             raise ValueError(f"real_aperture must be one of {sorted(APERTURES)}, got {real_aperture!r}")
+        self.depth_scales = tuple(float(k) for k in depth_scales) if depth_scales else (1.0,)
+        if self.depth_scales != (1.0,) and not synthesize:
+            raise ValueError("data.depth_scales moves scenes by re-synthesising their stacks: set data.synthesize=true")
+        if any(not k > 0 for k in self.depth_scales):
+            raise ValueError(f"data.depth_scales must be positive factors, got {depth_scales}")
         if real_in_stack:
             optics = lambda c: (c.focal_length_m, c.f_number, c.pixel_size_m * c.width_px)  # noqa: E731
             if self._synth is None or optics(self._synth) != optics(DFD_INDOOR):
@@ -328,6 +361,7 @@ class DFDIndoorDataModule(FocalStackDataModule):
     def identity(self) -> str:
         mode = f"synth:{self._synth.cache_key()}" if self._synth is not None else self.aperture
         mode += f":real_in_stack:{self.real_aperture}" if self.real_in_stack else ""
+        mode += f":depth_scales:{','.join(f'{k:g}' for k in self.depth_scales)}" if self.depth_scales != (1.0,) else ""
         return f"dfd_indoor:{Path(self.data_dir).expanduser().resolve()}:{mode}:{self.width}"
 
     def build_datasets(self) -> dict[str, StackDataset]:
@@ -350,8 +384,13 @@ class DFDIndoorDataModule(FocalStackDataModule):
         val, train = (train[len(train) - n_val :], train[: len(train) - n_val]) if n_val else (train, train)
         datasets: dict[str, StackDataset] = {
             "train": DFDIndoorDataset(
-                train, crop_size=self.crop_size, augment=True, real_images=reals(train, "train"), **kw
-            ),
+                train,
+                crop_size=self.crop_size,
+                augment=True,
+                real_images=reals(train, "train"),
+                depth_scales=self.depth_scales,
+                **kw,
+            ),  # fmt: skip
             "val": DFDIndoorDataset(val, crop_size=self.eval_crop_size, real_images=reals(val, "train"), **kw),
         }
         test_dir = Path(self.data_dir).expanduser() / f"dfd_dataset_indoor_{folder}" / "rgb" / "test"

@@ -177,6 +177,28 @@ def test_real_photo_appended_to_the_synthesised_stack(dfd_root: Path) -> None:
     assert _synth_real(dfd_root).identity != _synth_real(dfd_root, real_aperture="N8").identity
 
 
+def test_depth_scales_move_training_scenes_farther(dfd_root: Path, tmp_path: Path) -> None:
+    """Each training scene once per factor: depth times k, its stack re-synthesised, the real photo replaced by
+    its synthesised twin at the same focus; validation stays as captured."""
+    dm = _synth_real(dfd_root, depth_scales=[1.0, 2.0], cache_dir=str(tmp_path / "stacks"))
+    train = dm.dataset("train")
+    assert len(train) == 2 * len(_synth_real(dfd_root).dataset("train")) == 6
+    assert len(dm.dataset("val")) == len(_synth_real(dfd_root).dataset("val"))
+    captured, moved = train.load(1), train.load(4)
+    assert _scene_of(captured) == _scene_of(moved)
+    torch.testing.assert_close(moved["depth"], 2 * captured["depth"])  # holes stay 0
+    torch.testing.assert_close(moved["focus_distance"], captured["focus_distance"])  # [1.0, 3.0, 1.7]
+    assert float(captured["stack"][2, 2].mean()) == pytest.approx(0.2, abs=0.03)  # the real f/2.8 photo
+    assert float(moved["stack"][2, 2].mean()) == pytest.approx(0.8, abs=0.03)  # its twin, from the f/8 photo
+    assert "times 2" in train.describe(4) and "times" not in train.describe(1)
+    assert dm.identity != _synth_real(dfd_root).identity  # the teacher's cache keeps moved scenes apart
+    torch.testing.assert_close(train.load(4)["stack"], moved["stack"])  # from the cache
+    with pytest.raises(ValueError, match="data.synthesize=true"):
+        DFDIndoorDataModule(str(dfd_root), depth_scales=[1.0, 2.0])
+    with pytest.raises(ValueError, match="positive"):
+        _synth_real(dfd_root, depth_scales=[1.0, 0.0])
+
+
 def test_real_in_stack_refuses_another_lens_and_a_missing_partner(dfd_root: Path) -> None:
     with pytest.raises(ValueError, match="synth_camera=dfd_indoor"):
         DFDIndoorDataModule(str(dfd_root), synthesize=True, real_in_stack=True)  # nyuv2 optics
