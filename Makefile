@@ -98,7 +98,7 @@ quickstart-ckpt:  ## train the quickstart model in its own run folder (resumes i
 DFD_INDOOR_DIR ?= $(or $(SDGS_DFD_INDOOR_DIR),../shared/data/dfd_indoor)
 REAL_RUN ?= runs/dfd_indoor-ckpt
 
-real-ckpt:  ## train the real-photo model on DFD-indoor (self-supervised, ~40 min on 2 CPU cores; resumes) -> checkpoints/dfd_indoor.ckpt
+real-ckpt:  ## train the real-photo model on DFD-indoor (self-supervised, 30-40 min on 2 CPU cores, most of it fitting the teacher once; resumes) -> checkpoints/dfd_indoor.ckpt
 	sdgs fit --config lightning_configs/dfd_indoor.yaml --data.init_args.data_dir=$(DFD_INDOOR_DIR) \
 		--trainer.default_root_dir=$(REAL_RUN) $$(test -f $(REAL_RUN)/checkpoints/last.ckpt && echo --ckpt_path last)
 	mkdir -p checkpoints && cp $(REAL_RUN)/checkpoints/last.ckpt checkpoints/dfd_indoor.ckpt

@@ -13,8 +13,10 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, Î
   synthetic and real blur);
 * the no-defocus control (``dfd_indoor_no_defocus.yaml``): the same training with the nearly sharp f/8 photo
   as the networks' input, tested on f/8 photos;
-* ablations: without the weights' moving average (at full and half the steps, and with
-  ``model.reblur_inputs``), and the headline model without the test-time flip average;
+* ablations: fewer moved copies of the training rooms (0.7x and 1.4x only), none (the captured rooms only; also
+  for the supervised bound and the control), and, on the captured rooms only, without the weights' moving
+  average (at full and half the steps, and with ``model.reblur_inputs``); the headline model without the
+  test-time flip average;
 * no learning, one image: the blur of one photo (Zhuo & Sim 2011) through the thin lens, far of focus assumed;
 * no learning, a focal stack: the splatting stage (the teacher) and depth from focus on the training
   configuration's stacks (six synthesised focus distances + the real photo);
@@ -52,16 +54,21 @@ MODELS = {
     "same model, blur synthesised at 1.7 m": ("runs/dfd_indoor-ckpt", "synth", True),
     "sdgs supervised (upper bound), real f/2.8 photo": ("runs/dfd_indoor-supervised", "N2_8", True),
     "no-defocus control: the same training on f/8 photos": ("runs/dfd_indoor-no-defocus", "N8", True),
-    "ablation: without the weight average": ("runs/dfd_indoor-ckpt-noema", "N2_8", True),
-    "ablation: without the weight average, half the steps": ("runs/dfd_indoor-300", "N2_8", True),
-    "ablation: without the weight average, half the steps, + re-blur inputs": (
+    "ablation: moved copies at 0.7x and 1.4x only": ("runs/dfd_indoor-scales-0.7-1.4", "N2_8", True),
+    "ablation: captured rooms only (no moved copies)": ("runs/dfd_indoor-captured", "N2_8", True),
+    "ablation: captured rooms only, supervised": ("runs/dfd_indoor-supervised-captured", "N2_8", True),
+    "ablation: captured rooms only, no-defocus control": ("runs/dfd_indoor-no-defocus-captured", "N8", True),
+    "ablation: captured rooms only, without the weight average": ("runs/dfd_indoor-ckpt-noema", "N2_8", True),
+    "ablation: captured rooms only, no weight average, half the steps": ("runs/dfd_indoor-300", "N2_8", True),
+    "ablation: captured rooms only, no weight average, half the steps, + re-blur inputs": (
         "runs/dfd_indoor-300-reblur",
         "N2_8",
         True,
     ),
 }
-#: ``--quick`` (``make bench-quick``, ``bench/quick_tier.py``): the headline, supervised and control rows at a
-#: quarter of the steps, beside the same baselines. Run folder -> the config fragment on top of dfd_indoor.yaml.
+#: ``--quick`` (``make bench-quick``, ``bench/quick_tier.py``): the README's model rows (headline, synthesised
+#: blur, supervised, control) at a quarter of the steps, beside the same baselines.
+#: Run folder -> the config fragment on top of dfd_indoor.yaml.
 QUICK_STEPS = 150
 QUICK_RUNS = {
     "runs/quick-dfd_indoor": None,
@@ -70,18 +77,30 @@ QUICK_RUNS = {
 }
 QUICK_MODELS = {
     "sdgs self-supervised, real f/2.8 photo (quick tier)": ("runs/quick-dfd_indoor", "N2_8", True),
+    "same model, blur synthesised at 1.7 m (quick tier)": ("runs/quick-dfd_indoor", "synth", True),
     "sdgs supervised (upper bound), real f/2.8 photo (quick tier)": ("runs/quick-dfd_indoor-supervised", "N2_8", True),
     "no-defocus control, f/8 photos (quick tier)": ("runs/quick-dfd_indoor-no-defocus", "N8", True),
 }
 _FIT = "sdgs fit --config lightning_configs/dfd_indoor.yaml"
 _NO_EMA = "(dfd_indoor.yaml without its EMAWeightAveraging callback) "
+_CAPTURED = f"{_FIT} --data.init_args.depth_scales=[1.0]"
+_SUP = "--config lightning_configs/dfd_indoor_supervised.yaml"
+_CTL = "--config lightning_configs/dfd_indoor_no_defocus.yaml"
 MAKE = {
     "runs/dfd_indoor-ckpt": "make real-ckpt",
-    "runs/dfd_indoor-supervised": f"{_FIT} --config lightning_configs/dfd_indoor_supervised.yaml",
-    "runs/dfd_indoor-no-defocus": f"{_FIT} --config lightning_configs/dfd_indoor_no_defocus.yaml",
-    "runs/dfd_indoor-ckpt-noema": f"{_NO_EMA}{_FIT} --trainer.default_root_dir=runs/dfd_indoor-ckpt-noema",
-    "runs/dfd_indoor-300": f"{_NO_EMA}{_FIT} --trainer.max_steps=300 --trainer.default_root_dir=runs/dfd_indoor-300",
-    "runs/dfd_indoor-300-reblur": f"{_NO_EMA}{_FIT} --trainer.max_steps=300 --model.reblur_inputs=true "
+    "runs/dfd_indoor-supervised": f"{_FIT} {_SUP}",
+    "runs/dfd_indoor-no-defocus": f"{_FIT} {_CTL}",
+    "runs/dfd_indoor-scales-0.7-1.4": f"{_FIT} --data.init_args.depth_scales=[1.0,0.7,1.4] "
+    "--trainer.default_root_dir=runs/dfd_indoor-scales-0.7-1.4",
+    "runs/dfd_indoor-captured": f"{_CAPTURED} --trainer.default_root_dir=runs/dfd_indoor-captured",
+    "runs/dfd_indoor-supervised-captured": f"{_CAPTURED} {_SUP} "
+    "--trainer.default_root_dir=runs/dfd_indoor-supervised-captured",
+    "runs/dfd_indoor-no-defocus-captured": f"{_CAPTURED} {_CTL} "
+    "--trainer.default_root_dir=runs/dfd_indoor-no-defocus-captured",
+    "runs/dfd_indoor-ckpt-noema": f"{_NO_EMA}{_CAPTURED} --trainer.default_root_dir=runs/dfd_indoor-ckpt-noema",
+    "runs/dfd_indoor-300": f"{_NO_EMA}{_CAPTURED} --trainer.max_steps=300 "
+    "--trainer.default_root_dir=runs/dfd_indoor-300",
+    "runs/dfd_indoor-300-reblur": f"{_NO_EMA}{_CAPTURED} --trainer.max_steps=300 --model.reblur_inputs=true "
     "--trainer.default_root_dir=runs/dfd_indoor-300-reblur",
     **{run: "make bench-quick" for run in QUICK_RUNS},
 }

@@ -224,9 +224,13 @@ def section_real(src: dict) -> list[str]:
         f"Data: {real['data']}. Protocol: {real['protocol']}. Source: `bench/real.json`.",
         "",
     ]
+    ratios = real.get("ratios_to_constant", {})
+    ratio = lambda label: (  # noqa: E731
+        f"{ratios[label]['abs_rel']:.2f} / {ratios[label]['rmse']:.2f}" if label in ratios else ""
+    )
     lines += table(
-        ["method", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑", "note"],
-        [[r.label, fmt(r.abs_rel), fmt(r.rmse), fmt(r.delta1, 1), r.note] for r in real_rows(src)],
+        ["method", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑", "AbsRel / RMSE vs constant", "note"],
+        [[r.label, fmt(r.abs_rel), fmt(r.rmse), fmt(r.delta1, 1), ratio(r.label), r.note] for r in real_rows(src)],
     )
     diagnosed = {label: m["diagnosis"] for label, m in real["rows"].items() if "diagnosis" in m}
     if diagnosed:
@@ -621,7 +625,7 @@ BENCHMARKS: list[tuple[str, str, str, Callable[[dict], str]]] = [
         lambda d: "; ".join(
             f"{label}: AbsRel {r['abs_rel']:.3f}"
             for label, r in d["rows"].items()
-            if label.startswith(("sdgs", "constant", "no-defocus"))
+            if label.startswith(("sdgs", "constant", "no-defocus", "same model"))
         ),
     ),
     (
