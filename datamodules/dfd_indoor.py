@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -153,6 +154,17 @@ def fill_depth_holes(depth: Tensor) -> Tensor:
     return out[0]
 
 
+def checked_depth_scales(depth_scales: Sequence[float], synthesized: bool) -> tuple[float, ...]:
+    """``depth_scales`` as a tuple of floats; raises on an empty list, a factor <= 0, or moved copies of
+    real photos (a photo has one depth: moving a room needs its stack re-synthesised)."""
+    scales = tuple(float(k) for k in depth_scales)
+    if not scales or any(not k > 0 for k in scales):
+        raise ValueError(f"data.depth_scales must be positive factors, got {list(depth_scales)}")
+    if scales != (1.0,) and not synthesized:
+        raise ValueError("data.depth_scales moves scenes by re-synthesising their stacks: set data.synthesize=true")
+    return scales
+
+
 class DFDIndoorDataset(StackDataset):
     """Pairs of DFD-indoor image + depth; real single images or synthesised focal stacks.
 
@@ -190,11 +202,7 @@ class DFDIndoorDataset(StackDataset):
         super().__init__(**kw)
         if real_images is not None and (synth_camera is None or len(real_images) != len(pairs)):
             raise ValueError("real_images needs synth_camera and one real photo per (image, depth) pair")
-        if not depth_scales or any(not k > 0 for k in depth_scales):
-            raise ValueError(f"depth_scales must be positive factors, got {list(depth_scales)}")
-        if tuple(depth_scales) != (1.0,) and synth_camera is None:
-            raise ValueError("depth_scales needs synthesised stacks (data.synthesize=true): a real photo has one depth")
-        self.depth_scales = tuple(float(k) for k in depth_scales)
+        self.depth_scales = checked_depth_scales(depth_scales, synth_camera is not None)
         self.pairs = list(pairs)
         self.real_images, self.real_focus_m = real_images, real_focus_m
         self.camera, self.synth_camera, self.num_layers = camera, synth_camera, num_layers
@@ -339,11 +347,7 @@ class DFDIndoorDataModule(FocalStackDataModule):
         self.real_in_stack, self.real_aperture = real_in_stack, real_aperture
         if real_aperture not in APERTURES:
             raise ValueError(f"real_aperture must be one of {sorted(APERTURES)}, got {real_aperture!r}")
-        self.depth_scales = tuple(float(k) for k in depth_scales) if depth_scales else (1.0,)
-        if self.depth_scales != (1.0,) and not synthesize:
-            raise ValueError("data.depth_scales moves scenes by re-synthesising their stacks: set data.synthesize=true")
-        if any(not k > 0 for k in self.depth_scales):
-            raise ValueError(f"data.depth_scales must be positive factors, got {depth_scales}")
+        self.depth_scales = checked_depth_scales(depth_scales or (1.0,), synthesize)  # fails at parse time
         if real_in_stack:
             optics = lambda c: (c.focal_length_m, c.f_number, c.pixel_size_m * c.width_px)  # noqa: E731
             if self._synth is None or optics(self._synth) != optics(DFD_INDOOR):
@@ -390,7 +394,7 @@ class DFDIndoorDataModule(FocalStackDataModule):
                 real_images=reals(train, "train"),
                 depth_scales=self.depth_scales,
                 **kw,
-            ),  # fmt: skip
+            ),
             "val": DFDIndoorDataset(val, crop_size=self.eval_crop_size, real_images=reals(val, "train"), **kw),
         }
         test_dir = Path(self.data_dir).expanduser() / f"dfd_dataset_indoor_{folder}" / "rgb" / "test"
