@@ -13,14 +13,22 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, Î
   synthetic and real blur);
 * the no-defocus control (``dfd_indoor_no_defocus.yaml``): the same training with the nearly sharp f/8 photo
   as the networks' input, tested on f/8 photos;
-* ablations: fewer moved copies of the training rooms (0.7x and 1.4x only), none (the captured rooms only; also
-  for the supervised bound and the control), and, on the captured rooms only, without the weights' moving
-  average (at full and half the steps, and with ``model.reblur_inputs``); the headline model without the
-  test-time flip average;
+* the same recipe trained with another seed (how much of a difference between rows is the training's noise);
+* ablations: the student of the wider-window teacher; fewer moved copies of the training rooms (0.7x and 1.4x
+  only), none (the captured rooms only; also for the supervised bound and the control), and, on the captured
+  rooms only, without the weights' moving average (at full and half the steps, and with
+  ``model.reblur_inputs``); the headline model without the test-time flip average;
 * no learning, one image: the blur of one photo (Zhuo & Sim 2011) through the thin lens, far of focus assumed;
 * no learning, a focal stack: the splatting stage (the teacher) and depth from focus on the training
-  configuration's stacks (six synthesised focus distances + the real photo);
+  configuration's stacks (six synthesised focus distances + the real photo), the teacher with the training
+  configuration's settings (the library's sweep defaults) and, as an ablation, with the wider sweep window the
+  tuning below found best on training scenes;
 * the constant: median ground-truth depth of the training scenes.
+
+``teacher_tuning``: the teacher's sweep variants on every fourth TRAINING scene (ground truth of training scenes
+may tune this no-learning stage; the validation scenes above play no part). The training configuration keeps
+the library's sweep defaults; the student of the best variant is an ablation row, so the table shows whether a
+better teacher made a better student.
 
 A row whose checkpoint is missing is listed under ``missing`` with the command that makes it. The figure
 (``--figure``) shows three validation scenes: photo | self-supervised prediction | ground truth.
@@ -31,6 +39,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +49,25 @@ from torch.utils.data import default_collate
 from bench.common import write_json
 from datamodules import DFDIndoorDataModule
 from sdgs.baselines import constant_depth, defocus_depth_one_image, depth_from_focus
+from sdgs.cli.lightning import parse_config
 from sdgs.lit.module import SDGSModule, read_checkpoint
 from sdgs.metrics import DepthMetrics, per_image_depth_errors
 from sdgs.optics import DFD_INDOOR
 from sdgs.predict import predict_photo
 from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
+
+TRAINING_CONFIG = "lightning_configs/dfd_indoor.yaml"
+WIDER_SWEEP = "window 31 px, eps 3e-2"  # the tuning's best teacher, an ablation of the headline
+TEACHER_KEYS = ("sweep", "fit", "iters")  # the teacher settings bench/real.json records
+#: the teacher's sweep variants of ``teacher_tuning`` (overrides of the training configuration's settings)
+TEACHER_VARIANTS = {
+    "library default (window 15 px, guided eps 1e-3)": {"sweep_window": 15, "sweep_guided_eps": 1e-3},
+    "window 31 px": {"sweep_window": 31, "sweep_guided_eps": 1e-3},
+    "window 31 px, eps 1e-2": {"sweep_window": 31, "sweep_guided_eps": 1e-2},
+    "window 31 px, eps 3e-2": {"sweep_window": 31, "sweep_guided_eps": 3e-2},
+    "window 47 px, eps 1e-2": {"sweep_window": 47, "sweep_guided_eps": 1e-2},
+    "window 63 px": {"sweep_window": 63, "sweep_guided_eps": 1e-3},
+}
 
 #: label -> (run folder, the photos it is tested on: "N2_8" real f/2.8, "N8" f/8, "synth" synthesised at 1.7 m,
 #: whether the mirrored photo's prediction is averaged in, as ``sdgs predict`` does)
@@ -54,6 +77,8 @@ MODELS = {
     "same model, blur synthesised at 1.7 m": ("runs/dfd_indoor-ckpt", "synth", True),
     "sdgs supervised (upper bound), real f/2.8 photo": ("runs/dfd_indoor-supervised", "N2_8", True),
     "no-defocus control: the same training on f/8 photos": ("runs/dfd_indoor-no-defocus", "N8", True),
+    "same recipe, training seed 1": ("runs/dfd_indoor-seed1", "N2_8", True),
+    "ablation: teacher with the wider sweep window (31 px, eps 3e-2)": ("runs/dfd_indoor-w31", "N2_8", True),
     "ablation: moved copies at 0.7x and 1.4x only": ("runs/dfd_indoor-scales-0.7-1.4", "N2_8", True),
     "ablation: captured rooms only (no moved copies)": ("runs/dfd_indoor-captured", "N2_8", True),
     "ablation: captured rooms only, supervised": ("runs/dfd_indoor-supervised-captured", "N2_8", True),
@@ -90,6 +115,9 @@ MAKE = {
     "runs/dfd_indoor-ckpt": "make real-ckpt",
     "runs/dfd_indoor-supervised": f"{_FIT} {_SUP}",
     "runs/dfd_indoor-no-defocus": f"{_FIT} {_CTL}",
+    "runs/dfd_indoor-seed1": f"{_FIT} --seed_everything=1 --trainer.default_root_dir=runs/dfd_indoor-seed1",
+    "runs/dfd_indoor-w31": f"{_FIT} --splat.sweep_window=31 --splat.sweep_guided_eps=0.03 "
+    "--trainer.default_root_dir=runs/dfd_indoor-w31",
     "runs/dfd_indoor-scales-0.7-1.4": f"{_FIT} --data.init_args.depth_scales=[1.0,0.7,1.4] "
     "--trainer.default_root_dir=runs/dfd_indoor-scales-0.7-1.4",
     "runs/dfd_indoor-captured": f"{_CAPTURED} --trainer.default_root_dir=runs/dfd_indoor-captured",
@@ -125,6 +153,36 @@ def scale_split(preds: list[torch.Tensor], gts: list[torch.Tensor]) -> dict:
     ratios = [float(g[g > 0].median() / p[g > 0].median()) for p, g in zip(preds, gts)]
     shape = score([p * r for p, r in zip(preds, ratios)], gts)["abs_rel"]
     return {"scale_gt_over_pred": [round(r, 3) for r in ratios], "abs_rel_after_per_scene_scale": shape}
+
+
+def training_setup() -> tuple[list[float], SplatFitConfig]:
+    """The training configuration's synthesised focus distances (m) and its teacher's settings."""
+    config = parse_config(["--config", TRAINING_CONFIG])
+    known = {f.name for f in fields(SplatFitConfig)}
+    teacher = SplatFitConfig(**{k: v for k, v in config.splat.as_dict().items() if k in known})
+    return list(config.data.init_args.synth_focus_m), teacher
+
+
+def fit_teacher(items: list[dict], cfg: SplatFitConfig) -> tuple[list[torch.Tensor], float]:
+    """The splatting stage's depth ``(1, H, W)`` (m) of each item's stack, and its seconds per scene."""
+    t0 = time.perf_counter()
+    depths = []
+    for x in items:
+        b = default_collate([x])
+        depths.append(fit_gaussians(b["stack"], b["focus_distance"], b["camera"], config=cfg).depth[0])
+    return depths, round((time.perf_counter() - t0) / max(1, len(items)), 2)
+
+
+def teacher_tuning(dm: DFDIndoorDataModule, cfg: SplatFitConfig, every: int = 4) -> dict:
+    """``TEACHER_VARIANTS`` of ``cfg`` scored on every ``every``-th training scene as captured."""
+    train = dm.dataset("train")
+    items = [train.load(i) for i in range(1, len(train), every)]
+    gts = [x["depth"] for x in items]
+    out = {}
+    for label, overrides in TEACHER_VARIANTS.items():
+        depths, sec = fit_teacher(items, replace(cfg, **overrides))
+        out[label] = {**score(depths, gts), "seconds_per_scene": sec}
+    return {"scenes": f"every {every}th training scene ({len(items)}), as captured", "rows": out}
 
 
 def data_modules(data_dir: str, stack_focus_m: list[float]) -> dict[str, DFDIndoorDataModule]:
@@ -193,7 +251,7 @@ def main() -> None:
         raise SystemExit(f"bench.real: no DFD-indoor data at {args.data_dir}; set --data_dir or SDGS_DFD_INDOOR_DIR")
     models = QUICK_MODELS if args.quick else MODELS
     t0 = time.perf_counter()
-    stack_focus = [0.7, 1.0, 1.4, 2.0, 3.0, 5.0]  # lightning_configs/dfd_indoor.yaml
+    stack_focus, teacher_cfg = training_setup()
     dms = data_modules(args.data_dir, stack_focus)
     val = {kind: dm.dataset("val") for kind, dm in dms.items()}
     names = {kind: [ds.pairs[i][1].name for i in range(len(ds))] for kind, ds in val.items()}
@@ -214,13 +272,14 @@ def main() -> None:
     one = [defocus_depth_one_image(x["stack"][:1], x["focus_distance"][:1], x["camera"])[0] for x in real]
     rows["no learning: blur of one photo (Zhuo & Sim), far of focus"] = score(one, gts)
 
-    cfg = SplatFitConfig(iters=0, fit_stride=2)  # the training configuration's teacher
-    teacher, dff = [], []
-    for x in items["stack"]:
-        b = default_collate([x])
-        teacher.append(fit_gaussians(b["stack"], b["focus_distance"], b["camera"], config=cfg).depth[0])
-        dff.append(depth_from_focus(b["stack"], b["focus_distance"])[0])
+    teacher, _ = fit_teacher(items["stack"], teacher_cfg)
     rows["no learning, focal stack: splatting stage (the teacher)"] = {**score(teacher, gts), "input": "focal stack"}
+    wider = replace(teacher_cfg, **TEACHER_VARIANTS[WIDER_SWEEP])
+    rows["ablation: the teacher with the wider sweep window (31 px, eps 3e-2)"] = {
+        **score(fit_teacher(items["stack"], wider)[0], gts),
+        "input": "focal stack",
+    }
+    dff = [depth_from_focus(x["stack"][None], x["focus_distance"][None])[0] for x in items["stack"]]
     rows["no learning, focal stack: depth from focus"] = {**score(dff, gts), "input": "focal stack"}
 
     missing, photos, figure_preds = {}, [], []
@@ -262,6 +321,8 @@ def main() -> None:
                 if label != "constant (median training depth)"
             },
             "scene_median_depth_m": scene_medians,
+            "teacher_settings": {k: v for k, v in asdict(teacher_cfg).items() if k.startswith(TEACHER_KEYS)},
+            "teacher_tuning": None if args.quick else teacher_tuning(dms["stack"], teacher_cfg),
             "missing": missing,
             "seconds": round(time.perf_counter() - t0, 1),
         },

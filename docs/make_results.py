@@ -44,7 +44,7 @@ README_FIGURES = (
     ("docs/prediction.png", "Depth from one defocused image: input, SDNet's depth z0, DepthNet, ground truth"),
 )
 #: label prefixes of bench/real.json rows left to docs/results.md (ablations), out of the README's table
-README_SKIPS_REAL = ("ablation", "same model, without")
+README_SKIPS_REAL = ("ablation", "same model, without", "same recipe, training seed")
 SOURCES = {
     "real": "bench/real.json",
     "train": "bench/train.json",
@@ -260,6 +260,23 @@ def section_real(src: dict) -> list[str]:
             + " / ".join(f"{m:.2f}" for m in quartiles)
             + ".",
         ]
+    if tuning := real.get("teacher_tuning"):
+        lines += [
+            "",
+            f"**The teacher's sweep settings**, tuned on {tuning['scenes']} (their ground truth tunes this "
+            "no-learning stage; the validation scenes play no part). The training configuration's teacher: "
+            + ", ".join(f"`{k}={v}`" for k, v in real.get("teacher_settings", {}).items())
+            + ".",
+            "",
+            *table(
+                ["teacher variant", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑", "s / scene"],
+                [
+                    [label, fmt(m["abs_rel"]), fmt(m["rmse"]), fmt(delta1_percent(m["delta1"], real["protocol"]), 1),
+                     f"{m['seconds_per_scene']:.2f}"]
+                    for label, m in tuning["rows"].items()
+                ],
+            ),
+        ]  # fmt: skip
     return lines + [""]
 
 
