@@ -14,10 +14,14 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, Î
 * the no-defocus control (``dfd_indoor_no_defocus.yaml``): the same training with the nearly sharp f/8 photo
   as the networks' input, tested on f/8 photos;
 * the same recipe trained with another seed (how much of a difference between rows is the training's noise);
-* ablations: the student of the wider-window teacher; fewer moved copies of the training rooms (0.7x and 1.4x
-  only), none (the captured rooms only; also for the supervised bound and the control), and, on the captured
-  rooms only, without the weights' moving average (at full and half the steps, and with
-  ``model.reblur_inputs``); the headline model without the test-time flip average;
+* ablations: the student of the wider-window teacher (also with moved copies at 0.7x and 1.4x only); random
+  432x432 training crops (every view of a room a different window of it); re-blur inputs; no real photo in
+  training (``data.real_in_training=false``: each captured room's real photo replaced by its twin, as the moved
+  copies' are); fewer
+  moved copies of the training rooms (0.7x and 1.4x only), none (the captured rooms only; also for the
+  supervised bound and the control), and, on the captured rooms only, without the weights' moving average (at
+  full and half the steps, and with ``model.reblur_inputs``); the headline model without the test-time flip
+  average;
 * no learning, one image: the blur of one photo (Zhuo & Sim 2011) through the thin lens, far of focus assumed;
 * no learning, a focal stack: the splatting stage (the teacher) and depth from focus on the training
   configuration's stacks (six synthesised focus distances + the real photo), the teacher with the training
@@ -29,6 +33,11 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, Î
 may tune this no-learning stage; the validation scenes above play no part). The training configuration keeps
 the library's sweep defaults; the student of the best variant is an ablation row, so the table shows whether a
 better teacher made a better student.
+
+``scale_response`` (networks of the f/2.8 photo): the validation rooms moved 0.7, 1.4 and 2 times farther, their
+photo synthesised at 1.7 m (what the moved training copies teach): does a network's depth follow the blur, or
+does the room's look set it? Each row's ``diagnosis`` gives its per-scene scale errors on the real photos, their
+geometric mean and the slope of predicted on true median depth across the rooms.
 
 A row whose checkpoint is missing is listed under ``missing`` with the command that makes it. The figure
 (``--figure``) shows three validation scenes: photo | self-supervised prediction | ground truth.
@@ -48,6 +57,7 @@ from torch.utils.data import default_collate
 
 from bench.common import write_json
 from datamodules import DFDIndoorDataModule
+from datamodules.dfd_indoor import DFDIndoorDataset
 from sdgs.baselines import constant_depth, defocus_depth_one_image, depth_from_focus
 from sdgs.cli.lightning import parse_config
 from sdgs.lit.module import SDGSModule, read_checkpoint
@@ -79,6 +89,14 @@ MODELS = {
     "no-defocus control: the same training on f/8 photos": ("runs/dfd_indoor-no-defocus", "N8", True),
     "same recipe, training seed 1": ("runs/dfd_indoor-seed1", "N2_8", True),
     "ablation: teacher with the wider sweep window (31 px, eps 3e-2)": ("runs/dfd_indoor-w31", "N2_8", True),
+    "ablation: the wider-window teacher, moved copies at 0.7x and 1.4x only": (
+        "runs/dfd_indoor-w31-scales3",
+        "N2_8",
+        True,
+    ),
+    "ablation: random 432x432 training crops (full height)": ("runs/dfd_indoor-crop432", "N2_8", True),
+    "ablation: re-blur inputs (Zhuo & Sim ratios)": ("runs/dfd_indoor-reblur", "N2_8", True),
+    "ablation: no real photo in training (synthesised twins only)": ("runs/dfd_indoor-twins", "N2_8", True),
     "ablation: moved copies at 0.7x and 1.4x only": ("runs/dfd_indoor-scales-0.7-1.4", "N2_8", True),
     "ablation: captured rooms only (no moved copies)": ("runs/dfd_indoor-captured", "N2_8", True),
     "ablation: captured rooms only, supervised": ("runs/dfd_indoor-supervised-captured", "N2_8", True),
@@ -118,6 +136,13 @@ MAKE = {
     "runs/dfd_indoor-seed1": f"{_FIT} --seed_everything=1 --trainer.default_root_dir=runs/dfd_indoor-seed1",
     "runs/dfd_indoor-w31": f"{_FIT} --splat.sweep_window=31 --splat.sweep_guided_eps=0.03 "
     "--trainer.default_root_dir=runs/dfd_indoor-w31",
+    "runs/dfd_indoor-w31-scales3": f"{_FIT} --data.init_args.depth_scales=[1.0,0.7,1.4] --splat.sweep_window=31 "
+    "--splat.sweep_guided_eps=0.03 --trainer.default_root_dir=runs/dfd_indoor-w31-scales3",
+    "runs/dfd_indoor-crop432": f"{_FIT} --data.init_args.crop_size=432 "
+    "--trainer.default_root_dir=runs/dfd_indoor-crop432",
+    "runs/dfd_indoor-reblur": f"{_FIT} --model.reblur_inputs=true --trainer.default_root_dir=runs/dfd_indoor-reblur",
+    "runs/dfd_indoor-twins": f"{_FIT} --data.init_args.real_in_training=false "
+    "--trainer.default_root_dir=runs/dfd_indoor-twins",
     "runs/dfd_indoor-scales-0.7-1.4": f"{_FIT} --data.init_args.depth_scales=[1.0,0.7,1.4] "
     "--trainer.default_root_dir=runs/dfd_indoor-scales-0.7-1.4",
     "runs/dfd_indoor-captured": f"{_CAPTURED} --trainer.default_root_dir=runs/dfd_indoor-captured",
@@ -149,10 +174,63 @@ def valid_median(depth: torch.Tensor) -> float:
 
 def scale_split(preds: list[torch.Tensor], gts: list[torch.Tensor]) -> dict:
     """Where the error lies: each scene's scale, median GT / median prediction over pixels with depth > 0, and
-    the AbsRel left once each prediction is rescaled by it (the error of the depth's shape alone)."""
-    ratios = [float(g[g > 0].median() / p[g > 0].median()) for p, g in zip(preds, gts)]
+    the AbsRel left once each prediction is rescaled by it (the error of the depth's shape alone).
+
+    Across scenes: the scales' geometric mean (the model's bias; > 1: too near) and the least-squares slope of
+    log median prediction on log median GT (1: each room's own scale is read; 0: one depth for every room).
+    """
+    gt_med = torch.stack([g[g > 0].median() for g in gts]).double()
+    pred_med = torch.stack([p[g > 0].median() for p, g in zip(preds, gts)]).double()
+    ratios = (gt_med / pred_med).tolist()
     shape = score([p * r for p, r in zip(preds, ratios)], gts)["abs_rel"]
-    return {"scale_gt_over_pred": [round(r, 3) for r in ratios], "abs_rel_after_per_scene_scale": shape}
+    x, y = gt_med.log() - gt_med.log().mean(), pred_med.log() - pred_med.log().mean()
+    return {
+        "scale_gt_over_pred": [round(r, 3) for r in ratios],
+        "abs_rel_after_per_scene_scale": shape,
+        "scale_bias": round(float((gt_med / pred_med).log().mean().exp()), 3),
+        "scale_slope": round(float((x * y).sum() / (x * x).sum()), 2),
+    }
+
+
+#: the factors the validation rooms are moved by in ``scale_response`` (1 = as captured)
+RESPONSE_SCALES = (0.7, 1.0, 1.4, 2.0)
+
+
+def moved_rooms(dm: DFDIndoorDataModule) -> list[dict]:
+    """The validation rooms moved by each ``RESPONSE_SCALES`` factor, one image each synthesised at ``dm``'s focus:
+    item ``j * n + i`` is room ``i`` at ``RESPONSE_SCALES[j]``."""
+    val = dm.dataset("val")
+    moved = DFDIndoorDataset(
+        val.pairs, camera=val.camera, width=val.width, synth_camera=val.synth_camera, num_layers=val.num_layers,
+        depth_scales=RESPONSE_SCALES,
+    )  # fmt: skip
+    return [moved.load(i) for i in range(len(moved))]
+
+
+def scale_response(model: SDGSModule, items: list[dict], flip: bool) -> dict:
+    """Does the prediction follow the blur? The same held-out rooms moved ``k`` times farther (``moved_rooms``):
+    per ``k``, the geometric mean over rooms of median prediction / the captured room's median prediction
+    (ideal: ``k``), the AbsRel, and the slope of log prediction on log ``k`` (1: depth follows the blur; 0: the
+    room's look alone sets it)."""
+    n = len(items) // len(RESPONSE_SCALES)
+    preds = [
+        torch.from_numpy(
+            predict_photo(model, x["stack"][-1].permute(1, 2, 0).numpy(), float(x["focus_distance"][-1]), DFD_INDOOR,
+                          flip_average=flip)
+        )[None]
+        for x in items
+    ]  # fmt: skip
+    med = torch.stack([p[x["depth"] > 0].median() for p, x in zip(preds, items)]).double().view(len(RESPONSE_SCALES), n)
+    rel = (med / med[RESPONSE_SCALES.index(1.0)]).log()  # (K, n)
+    log_k = torch.tensor(RESPONSE_SCALES, dtype=torch.float64).log()[:, None].expand_as(rel)
+    x = log_k - log_k.mean()
+    return {
+        "k": list(RESPONSE_SCALES),
+        "prediction_over_captured": [round(float(v), 3) for v in rel.mean(1).exp()],
+        "abs_rel": [score(preds[j * n : (j + 1) * n], [x["depth"] for x in items[j * n : (j + 1) * n]])["abs_rel"]
+                    for j in range(len(RESPONSE_SCALES))],
+        "slope": round(float((x * rel).sum() / (x * x).sum()), 2),
+    }  # fmt: skip
 
 
 def training_setup() -> tuple[list[float], SplatFitConfig]:
@@ -282,6 +360,7 @@ def main() -> None:
     dff = [depth_from_focus(x["stack"][None], x["focus_distance"][None])[0] for x in items["stack"]]
     rows["no learning, focal stack: depth from focus"] = {**score(dff, gts), "input": "focal stack"}
 
+    moved = [] if args.quick else moved_rooms(dms["synth"])
     missing, photos, figure_preds = {}, [], []
     for label, (run, kind, flip) in models.items():
         ckpt = Path(args.runs) / run / "checkpoints" / "last.ckpt"
@@ -298,6 +377,8 @@ def main() -> None:
         steps = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
         rows[label] = {**score(preds, gts), "note": f"{run}, {steps} training steps", "command": MAKE[run]}
         rows[label]["diagnosis"] = scale_split(preds, gts)
+        if moved and kind == "N2_8" and flip:  # networks of the f/2.8 photo, as sdgs predict runs them
+            rows[label]["scale_response"] = scale_response(model, moved, flip)
         if label == next(iter(models)):
             photos = [real[i]["stack"][0].permute(1, 2, 0).numpy() for i in args.figure_scenes]
             figure_preds = [preds[i][0].numpy() for i in args.figure_scenes]

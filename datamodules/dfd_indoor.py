@@ -184,6 +184,8 @@ class DFDIndoorDataset(StackDataset):
             captured (with its real photo); for ``k != 1`` a synthesised twin of the real photo (its lens, its
             focus) takes the real photo's place, whose blur belongs to the captured depth only. Items are
             ordered scale by scale: item ``i`` is scene ``i % len(pairs)`` at ``depth_scales[i // len(pairs)]``.
+        twins_only: with ``real_images``, the twin takes the real photo's place at ``k = 1`` too: no real photo
+            in any stack (a training set whose real photos would otherwise all sit at the captured scale).
     """
 
     def __init__(
@@ -197,6 +199,7 @@ class DFDIndoorDataset(StackDataset):
         real_images: list[Path] | None = None,
         real_focus_m: float = DFD_INDOOR.focus_distances_m[0],
         depth_scales: tuple[float, ...] = (1.0,),
+        twins_only: bool = False,
         **kw,
     ) -> None:
         super().__init__(**kw)
@@ -205,6 +208,9 @@ class DFDIndoorDataset(StackDataset):
         self.depth_scales = checked_depth_scales(depth_scales, synth_camera is not None)
         self.pairs = list(pairs)
         self.real_images, self.real_focus_m = real_images, real_focus_m
+        if twins_only and real_images is None:
+            raise ValueError("twins_only replaces real photos by their twins: it needs real_images")
+        self.twins_only = twins_only
         self.camera, self.synth_camera, self.num_layers = camera, synth_camera, num_layers
         self.width = width if width is not None or synth_camera is None else synth_camera.width_px
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -271,13 +277,13 @@ class DFDIndoorDataset(StackDataset):
             syn, pixel_size_m=syn.pixel_size_m * syn.width_px / cam.width_px, width_px=cam.width_px,
             height_px=cam.height_px, fx_px=fx, fy_px=fy, cx_px=cx, cy_px=cy,
         )  # fmt: skip
-        moved = scale != 1
-        if moved and self.real_images is not None:  # the real photo's blur belongs to the captured depth: a twin
+        twin = scale != 1 or self.twins_only
+        if twin and self.real_images is not None:  # the real photo's blur belongs to the captured depth: a twin
             lens = replace(lens, focus_distances_m=(*lens.focus_distances_m, self.real_focus_m))
         cache = self._cache_file(scene, lens.focus_distances_m, scale)
         stack = synthesize_stack_cached(img, fill_depth_holes(depth) * scale, lens, self.num_layers, cache)
         focus = list(lens.focus_distances_m)
-        if self.real_images is not None and not moved:
+        if self.real_images is not None and not twin:
             path = self.real_images[scene]
             real = torch.from_numpy(read_image(path)).permute(2, 0, 1)
             real = self._resized(real)
@@ -309,6 +315,10 @@ class DFDIndoorDataModule(FocalStackDataModule):
             synthesised anew (:class:`DFDIndoorDataset`; needs ``synthesize``). The captured scenes alone
             (None) tie depth to what a room looks like; moved copies make blur the only cue to its scale.
             Validation and test scenes stay as captured.
+        real_in_training: with ``real_in_stack``, False gives the training stacks a synthesised twin of the real
+            photo (its lens, its focus) instead of the photo itself, at every scale: the networks never learn
+            from a real photo, which would only ever show a room at its captured depth. Validation and test
+            keep the real photos.
         width: output width in px (None: 645 for real images, the synthesis preset's width otherwise).
         val_fraction: last fraction of ``train/`` (in time order) used for validation.
         max_gap_s: largest image-to-depth time difference accepted when pairing (s).
@@ -327,6 +337,7 @@ class DFDIndoorDataModule(FocalStackDataModule):
         real_in_stack: bool = False,
         real_aperture: Literal["N2_8", "N8"] = "N2_8",
         depth_scales: list[float] | None = None,
+        real_in_training: bool = True,
         width: int | None = None,
         val_fraction: float = 0.1,
         max_gap_s: float = 1.0,
@@ -345,6 +356,11 @@ class DFDIndoorDataModule(FocalStackDataModule):
             self._synth = replace(self._synth, focus_distances_m=tuple(float(d) for d in synth_focus_m))
         self._real = replace(DFD_INDOOR, f_number=APERTURES["N8" if synthesize else aperture])
         self.real_in_stack, self.real_aperture = real_in_stack, real_aperture
+        self.real_in_training = real_in_training
+        if not real_in_training and not real_in_stack:
+            raise ValueError(
+                "data.real_in_training=false replaces the stacks' real photos: set data.real_in_stack=true"
+            )
         if real_aperture not in APERTURES:
             raise ValueError(f"real_aperture must be one of {sorted(APERTURES)}, got {real_aperture!r}")
         self.depth_scales = checked_depth_scales(depth_scales or (1.0,), synthesize)  # fails at parse time
@@ -366,6 +382,7 @@ class DFDIndoorDataModule(FocalStackDataModule):
         mode = f"synth:{self._synth.cache_key()}" if self._synth is not None else self.aperture
         mode += f":real_in_stack:{self.real_aperture}" if self.real_in_stack else ""
         mode += f":depth_scales:{','.join(f'{k:g}' for k in self.depth_scales)}" if self.depth_scales != (1.0,) else ""
+        mode += ":twins_in_training" if not self.real_in_training else ""
         return f"dfd_indoor:{Path(self.data_dir).expanduser().resolve()}:{mode}:{self.width}"
 
     def build_datasets(self) -> dict[str, StackDataset]:
@@ -393,6 +410,7 @@ class DFDIndoorDataModule(FocalStackDataModule):
                 augment=True,
                 real_images=reals(train, "train"),
                 depth_scales=self.depth_scales,
+                twins_only=not self.real_in_training,
                 **kw,
             ),
             "val": DFDIndoorDataset(val, crop_size=self.eval_crop_size, real_images=reals(val, "train"), **kw),

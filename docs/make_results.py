@@ -238,13 +238,17 @@ def section_real(src: dict) -> list[str]:
             "",
             "**Where the error lies**: each network's AbsRel once every prediction is rescaled by its scene's "
             "median GT / median prediction (what is left is the error of the depth map's shape), and those "
-            "per-scene scales (> 1: the prediction is too near).",
+            "per-scene scales (> 1: the prediction is too near); across the scenes, their geometric mean (the "
+            "model's bias) and the slope of log median prediction on log median GT (1: the model reads each "
+            "room's own scale; 0: it gives every room one depth).",
             "",
             *table(
-                ["method", "AbsRel", "AbsRel after per-scene scale", "per-scene scale GT / prediction"],
+                ["method", "AbsRel", "AbsRel after per-scene scale", "per-scene scale GT / prediction", "bias",
+                 "slope"],
                 [
                     [label, fmt(real["rows"][label]["abs_rel"]), fmt(d["abs_rel_after_per_scene_scale"]),
-                     " ".join(f"{r:.2f}" for r in d["scale_gt_over_pred"])]
+                     " ".join(f"{r:.2f}" for r in d["scale_gt_over_pred"]), fmt(d.get("scale_bias"), 2),
+                     fmt(d.get("scale_slope"), 2)]
                     for label, d in diagnosed.items()
                 ],
             ),
@@ -260,6 +264,26 @@ def section_real(src: dict) -> list[str]:
             + " / ".join(f"{m:.2f}" for m in quartiles)
             + ".",
         ]
+    responses = {label: m["scale_response"] for label, m in real["rows"].items() if "scale_response" in m}
+    if responses:
+        ks = next(iter(responses.values()))["k"]
+        lines += [
+            "",
+            "**Does depth follow the blur?** The validation rooms moved `k` times farther, their f/2.8 photo "
+            "synthesised at 1.7 m from the f/8 photo and the scaled depth: each network's median prediction over "
+            "the room as captured (geometric mean over rooms; a network that reads the blur gives `k`), its AbsRel "
+            "at each `k`, and the slope of log prediction on log `k` (1: depth follows the blur; 0: the room's "
+            "look alone sets it).",
+            "",
+            *table(
+                ["method", *(f"k = {k:g}" for k in ks), "slope", "AbsRel per k"],
+                [
+                    [label, *(f"{v:.2f}" for v in r["prediction_over_captured"]), fmt(r["slope"], 2),
+                     " / ".join(fmt(a) for a in r["abs_rel"])]
+                    for label, r in responses.items()
+                ],
+            ),
+        ]  # fmt: skip
     if tuning := real.get("teacher_tuning"):
         lines += [
             "",

@@ -199,6 +199,21 @@ def test_depth_scales_move_training_scenes_farther(dfd_root: Path, tmp_path: Pat
         _synth_real(dfd_root, depth_scales=[1.0, 0.0])
 
 
+def test_real_in_training_false_gives_training_stacks_twins_only(dfd_root: Path) -> None:
+    """No real photo in any training stack (its twin instead, at every scale); validation keeps the real photo."""
+    dm = _synth_real(dfd_root, depth_scales=[1.0, 2.0], real_in_training=False)
+    train, val = dm.dataset("train"), dm.dataset("val")
+    captured, moved = train.load(1), train.load(4)
+    torch.testing.assert_close(captured["focus_distance"], torch.tensor([1.0, 3.0, 1.7]))
+    assert float(captured["stack"][2, 2].mean()) == pytest.approx(0.8, abs=0.03)  # the twin, from the f/8 photo
+    assert float(moved["stack"][2, 2].mean()) == pytest.approx(0.8, abs=0.03)
+    torch.testing.assert_close(moved["depth"], 2 * captured["depth"])
+    assert float(val.load(0)["stack"][2, 2].mean()) == pytest.approx(0.2, abs=0.03)  # the real f/2.8 photo
+    assert dm.identity != _synth_real(dfd_root, depth_scales=[1.0, 2.0]).identity  # the teacher refits
+    with pytest.raises(ValueError, match="data.real_in_stack=true"):
+        _synth_real(dfd_root, real_in_stack=False, real_in_training=False)
+
+
 def test_real_in_stack_refuses_another_lens_and_a_missing_partner(dfd_root: Path) -> None:
     with pytest.raises(ValueError, match="synth_camera=dfd_indoor"):
         DFDIndoorDataModule(str(dfd_root), synthesize=True, real_in_stack=True)  # nyuv2 optics
