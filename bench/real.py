@@ -18,7 +18,8 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, Î
   432x432 training crops (every view of a room a different window of it); re-blur inputs; no real photo in
   training (``data.real_in_training=false``: each captured room's real photo replaced by its twin, as the moved
   copies' are); fewer
-  moved copies of the training rooms (0.7x and 1.4x only), none (the captured rooms only; also for the
+  moved copies of the training rooms (0.7x and 1.4x only), a wider range of them (0.5x to 2.8x, the same mean
+  distance), none (the captured rooms only; also for the
   supervised bound and the control), and, on the captured rooms only, without the weights' moving average (at
   full and half the steps, and with ``model.reblur_inputs``); the headline model without the test-time flip
   average;
@@ -98,6 +99,7 @@ MODELS = {
     "ablation: re-blur inputs (Zhuo & Sim ratios)": ("runs/dfd_indoor-reblur", "N2_8", True),
     "ablation: no real photo in training (synthesised twins only)": ("runs/dfd_indoor-twins", "N2_8", True),
     "ablation: moved copies at 0.7x and 1.4x only": ("runs/dfd_indoor-scales-0.7-1.4", "N2_8", True),
+    "ablation: moved copies over a wider range (0.5x to 2.8x)": ("runs/dfd_indoor-scales6", "N2_8", True),
     "ablation: captured rooms only (no moved copies)": ("runs/dfd_indoor-captured", "N2_8", True),
     "ablation: captured rooms only, supervised": ("runs/dfd_indoor-supervised-captured", "N2_8", True),
     "ablation: captured rooms only, no-defocus control": ("runs/dfd_indoor-no-defocus-captured", "N8", True),
@@ -145,6 +147,8 @@ MAKE = {
     "--trainer.default_root_dir=runs/dfd_indoor-twins",
     "runs/dfd_indoor-scales-0.7-1.4": f"{_FIT} --data.init_args.depth_scales=[1.0,0.7,1.4] "
     "--trainer.default_root_dir=runs/dfd_indoor-scales-0.7-1.4",
+    "runs/dfd_indoor-scales6": f"{_FIT} --data.init_args.depth_scales=[1.0,0.7,1.4,2.0,0.5,2.8] "
+    "--trainer.default_root_dir=runs/dfd_indoor-scales6",
     "runs/dfd_indoor-captured": f"{_CAPTURED} --trainer.default_root_dir=runs/dfd_indoor-captured",
     "runs/dfd_indoor-supervised-captured": f"{_CAPTURED} {_SUP} "
     "--trainer.default_root_dir=runs/dfd_indoor-supervised-captured",
