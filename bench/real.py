@@ -17,12 +17,10 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, Î
 * ablations: the student of the wider-window teacher (also with moved copies at 0.7x and 1.4x only); random
   432x432 training crops (every view of a room a different window of it); re-blur inputs; no real photo in
   training (``data.real_in_training=false``: each captured room's real photo replaced by its twin, as the moved
-  copies' are); fewer
-  moved copies of the training rooms (0.7x and 1.4x only), a wider range of them (0.5x to 2.8x, the same mean
-  distance), none (the captured rooms only; also for the
-  supervised bound and the control), and, on the captured rooms only, without the weights' moving average (at
-  full and half the steps, and with ``model.reblur_inputs``); the headline model without the test-time flip
-  average;
+  copies' are); fewer moved copies of the training rooms (0.7x and 1.4x only), a wider range of them (0.5x to
+  2.8x, the same mean distance), none (the captured rooms only; also for the supervised bound and the control),
+  and, on the captured rooms only, without the weights' moving average (at full and half the steps, and with
+  ``model.reblur_inputs``); the headline model without the test-time flip average;
 * no learning, one image: the blur of one photo (Zhuo & Sim 2011) through the thin lens, far of focus assumed;
 * no learning, a focal stack: the splatting stage (the teacher) and depth from focus on the training
   configuration's stacks (six synthesised focus distances + the real photo), the teacher with the training
@@ -176,6 +174,13 @@ def valid_median(depth: torch.Tensor) -> float:
     return round(float(depth[depth > 0].median()), 2)
 
 
+def log_slope(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Least-squares slope of ``log y`` on ``log x`` (same-shape positive tensors), 2 decimals."""
+    lx, ly = x.double().log(), y.double().log()
+    lx, ly = lx - lx.mean(), ly - ly.mean()
+    return round(float((lx * ly).sum() / (lx * lx).sum()), 2)
+
+
 def scale_split(preds: list[torch.Tensor], gts: list[torch.Tensor]) -> dict:
     """Where the error lies: each scene's scale, median GT / median prediction over pixels with depth > 0, and
     the AbsRel left once each prediction is rescaled by it (the error of the depth's shape alone).
@@ -187,12 +192,11 @@ def scale_split(preds: list[torch.Tensor], gts: list[torch.Tensor]) -> dict:
     pred_med = torch.stack([p[g > 0].median() for p, g in zip(preds, gts)]).double()
     ratios = (gt_med / pred_med).tolist()
     shape = score([p * r for p, r in zip(preds, ratios)], gts)["abs_rel"]
-    x, y = gt_med.log() - gt_med.log().mean(), pred_med.log() - pred_med.log().mean()
     return {
         "scale_gt_over_pred": [round(r, 3) for r in ratios],
         "abs_rel_after_per_scene_scale": shape,
         "scale_bias": round(float((gt_med / pred_med).log().mean().exp()), 3),
-        "scale_slope": round(float((x * y).sum() / (x * x).sum()), 2),
+        "scale_slope": log_slope(gt_med, pred_med),
     }
 
 
@@ -225,15 +229,14 @@ def scale_response(model: SDGSModule, items: list[dict], flip: bool) -> dict:
         for x in items
     ]  # fmt: skip
     med = torch.stack([p[x["depth"] > 0].median() for p, x in zip(preds, items)]).double().view(len(RESPONSE_SCALES), n)
-    rel = (med / med[RESPONSE_SCALES.index(1.0)]).log()  # (K, n)
-    log_k = torch.tensor(RESPONSE_SCALES, dtype=torch.float64).log()[:, None].expand_as(rel)
-    x = log_k - log_k.mean()
+    rel = med / med[RESPONSE_SCALES.index(1.0)]  # (K, n)
+    k = torch.tensor(RESPONSE_SCALES, dtype=torch.float64)[:, None].expand_as(rel)
     return {
         "k": list(RESPONSE_SCALES),
-        "prediction_over_captured": [round(float(v), 3) for v in rel.mean(1).exp()],
+        "prediction_over_captured": [round(float(v), 3) for v in rel.log().mean(1).exp()],
         "abs_rel": [score(preds[j * n : (j + 1) * n], [x["depth"] for x in items[j * n : (j + 1) * n]])["abs_rel"]
                     for j in range(len(RESPONSE_SCALES))],
-        "slope": round(float((x * rel).sum() / (x * x).sum()), 2),
+        "slope": log_slope(k, rel),
     }  # fmt: skip
 
 
