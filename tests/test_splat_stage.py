@@ -284,3 +284,27 @@ def test_cache_entry_holds_its_own_scene_only(tmp_path: Path) -> None:
     one = sum(v[0].numel() * 4 for v in batch.values())
     assert cache.path(0).stat().st_size < 2 * one + 4096
     torch.testing.assert_close(cache.load(0)["depth"], batch["depth"][0])
+
+
+def test_fit_images_leave_an_image_out_of_the_fit_but_give_it_coc_targets(step_scene) -> None:
+    """``fit_images``: the fit reads the marked images only (a corrupted image left out changes nothing), and every
+    image, read or not, gets the thin-lens CoC of the fitted depth at its focus distance."""
+    from sdgs.optics import signed_coc_px
+    from sdgs.splatting import fit_batch
+
+    stack = step_scene["stack"].clone()
+    stack[:, 2] = torch.rand_like(stack[:, 2])  # an image the lens model does not describe
+    keep = torch.tensor([True, True, False, True, True])
+    fit = fit_gaussians(stack, FOCUS[None], CAM, fit_images=keep)
+    alone = fit_gaussians(step_scene["stack"][:, keep], FOCUS[None, keep], CAM)
+    torch.testing.assert_close(fit.depth, alone.depth)
+    assert fit.coc_targets.shape == (1, 5, 1, 64, 64) and fit.residual.shape == (1, 4)
+    torch.testing.assert_close(fit.coc_targets[0, 2], signed_coc_px(fit.depth[0], float(FOCUS[2]), CAM))
+    read_all = fit_gaussians(stack, FOCUS[None], CAM, fit_images=torch.ones(5, dtype=torch.bool))
+    assert float((read_all.depth - fit.depth).abs().max()) > 0.01  # the noise image is read when marked
+    batch = {"stack": stack, "focus_distance": FOCUS[None], "camera": CAM.to_tensors(), "fit_images": keep[None]}
+    batch["camera"] = {k: v[None] for k, v in batch["camera"].items()}
+    same_camera = fit_gaussians(stack, FOCUS[None], batch["camera"], fit_images=keep)  # float32 tensors, as collated
+    torch.testing.assert_close(fit_batch(batch, SplatFitConfig()).depth, same_camera.depth)  # the batch's mask
+    with pytest.raises(ValueError, match=r"fit_images must be \(S,\) = \(5,\)"):
+        fit_gaussians(stack, FOCUS[None], CAM, fit_images=torch.tensor([True, False]))

@@ -13,6 +13,14 @@ The renderer it fits through is :mod:`sdgs.render`. The command that fills the c
 
 from sdgs.splatting.cache import SplatCache
 from sdgs.splatting.fit import SplatFit, SplatFitConfig, fit_gaussians
-from sdgs.splatting.stage import GaussianSplattingStage, fit_and_cache
+from sdgs.splatting.stage import GaussianSplattingStage, fit_and_cache, fit_batch
 
-__all__ = ["GaussianSplattingStage", "SplatCache", "SplatFit", "SplatFitConfig", "fit_and_cache", "fit_gaussians"]
+__all__ = [
+    "GaussianSplattingStage",
+    "SplatCache",
+    "SplatFit",
+    "SplatFitConfig",
+    "fit_and_cache",
+    "fit_batch",
+    "fit_gaussians",
+]

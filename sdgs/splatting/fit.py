@@ -295,6 +295,7 @@ def fit_gaussians(
     lr: float | None = None,
     config: SplatFitConfig | None = None,
     on_step: Callable[[], None] | None = None,
+    fit_images: Tensor | None = None,
 ) -> SplatFit:
     """Fit per-pixel Gaussians to focal stacks; self-supervised depth for each scene of the batch.
 
@@ -305,6 +306,9 @@ def fit_gaussians(
         iters, lr: override the config's iterations / depth learning rate.
         config: :class:`SplatFitConfig` (defaults if None).
         on_step: called after every optimisation step (``config.iters`` calls in all), e.g. a progress bar.
+        fit_images: ``(S,)`` bool, the images the fit reads (default all; at least 2). The others still get
+            their CoC targets: inputs for the networks that the lens model does not describe (a real photo
+            registered and exposed unlike the stack synthesised around it).
 
     Returns:
         :class:`SplatFit`. Deterministic for given inputs (no random initialisation).
@@ -312,6 +316,14 @@ def fit_gaussians(
     cfg = config or SplatFitConfig()
     cfg = replace(cfg, **{k: v for k, v in (("iters", iters), ("lr", lr)) if v is not None})
     _check_stack(stack, focus_distance)
+    if fit_images is not None and not bool(fit_images.all()):
+        keep = fit_images.to(device=stack.device, dtype=torch.bool)
+        if keep.shape != (stack.shape[1],):
+            raise ValueError(f"fit_images must be (S,) = ({stack.shape[1]},), got {tuple(fit_images.shape)}")
+        fit = fit_gaussians(stack[:, keep], focus_distance[:, keep], camera, config=cfg, on_step=on_step)
+        b, s, _, h, w = stack.shape
+        focus = focus_distance.to(stack).view(b, s, 1, 1, 1)
+        return replace(fit, coc_targets=signed_coc_px(fit.depth[:, None], focus, batched_camera(camera, 5, b, (h, w))))
     if cfg.fit_stride < 1:
         raise ValueError(f"fit_stride must be >= 1, got {cfg.fit_stride}")
     # Callable from anywhere, e.g. a validation hook under inference mode: fit with autograd on copies.

@@ -31,9 +31,9 @@ from torch.utils.data import default_collate
 from sdgs.batch import apply_crop
 from sdgs.render import DefocusRenderer
 from sdgs.splatting.cache import SplatCache
-from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
+from sdgs.splatting.fit import SplatFit, SplatFitConfig, fit_gaussians
 
-__all__ = ["GaussianSplattingStage", "fit_and_cache"]
+__all__ = ["GaussianSplattingStage", "fit_and_cache", "fit_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,22 @@ BATCH_FIELDS = {
 
 
 def _groups(items: list[dict[str, Tensor]]) -> Iterable[list[int]]:
-    """Positions of items that can share a batch (same stack shape)."""
+    """Positions of items that can share a batch (same stack shape, same images fitted)."""
     by_shape: dict[tuple, list[int]] = {}
     for j, item in enumerate(items):
-        by_shape.setdefault(tuple(item["stack"].shape), []).append(j)
+        fitted = tuple(item["fit_images"].tolist()) if "fit_images" in item else None
+        by_shape.setdefault((tuple(item["stack"].shape), fitted), []).append(j)
     return by_shape.values()
+
+
+def fit_batch(batch: dict[str, Any], config: SplatFitConfig, device: torch.device | str = "cpu") -> SplatFit:
+    """:func:`fit_gaussians` of a collated batch of full samples (one ``fit_images`` for all: :func:`_groups`)."""
+    fitted = batch.get("fit_images")
+    return fit_gaussians(
+        batch["stack"].to(device), batch["focus_distance"].to(device),
+        {k: v.to(device) for k, v in batch["camera"].items()}, config=config,
+        fit_images=None if fitted is None else fitted[0],
+    )  # fmt: skip
 
 
 def fit_and_cache(
@@ -71,11 +82,7 @@ def fit_and_cache(
         chunk = list(indices[start : start + batch_size])
         items = [dataset.load(i) for i in chunk]
         for group in _groups(items):
-            batch = default_collate([items[j] for j in group])
-            fit = fit_gaussians(
-                batch["stack"].to(device), batch["focus_distance"].to(device),
-                {k: v.to(device) for k, v in batch["camera"].items()}, config=config,
-            )  # fmt: skip
+            fit = fit_batch(default_collate([items[j] for j in group]), config, device)
             for row, j in enumerate(group):
                 fields = {k: v[row].detach().cpu() for k, v in fit.to_dict().items()}
                 cache.save(chunk[j], fields)
