@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -165,6 +166,14 @@ def checked_depth_scales(depth_scales: Sequence[float], synthesized: bool) -> tu
     return scales
 
 
+def _blurred(image: Tensor, sigma_px: float) -> Tensor:
+    """``(3, H, W)`` image blurred by a Gaussian of ``sigma_px`` (kornia, as the synthesis; reflected borders)."""
+    import kornia
+
+    k = 2 * math.ceil(3 * sigma_px) + 1
+    return kornia.filters.gaussian_blur2d(image[None], (k, k), (sigma_px, sigma_px), border_type="reflect")[0]
+
+
 class DFDIndoorDataset(StackDataset):
     """Pairs of DFD-indoor image + depth; real single images or synthesised focal stacks.
 
@@ -186,6 +195,13 @@ class DFDIndoorDataset(StackDataset):
             ordered scale by scale: item ``i`` is scene ``i % len(pairs)`` at ``depth_scales[i // len(pairs)]``.
         twins_only: with ``real_images``, the twin takes the real photo's place at ``k = 1`` too: no real photo
             in any stack (a training set whose real photos would otherwise all sit at the captured scale).
+        twin_base_blur_px: Gaussian σ (px) added to every synthesised twin of a real photo: the real photos'
+            blur beyond the thin lens (in focus too; ``bench/real.json`` ``real_blur``), so that a twin looks like
+            the photo it stands in for. The other synthesised images stay the thin lens's.
+        fit_real: with ``real_images``, the splatting stage fits the real photo with the synthesised images
+            (items get ``fit_images``, False at the real photo, when not). The real photo is a second capture:
+            shifted by up to a few pixels against its f/8 partner and softer than the lens model (its
+            registration, exposure and JPEG are not the synthesis's); the networks still learn from it.
     """
 
     def __init__(
@@ -200,6 +216,8 @@ class DFDIndoorDataset(StackDataset):
         real_focus_m: float = DFD_INDOOR.focus_distances_m[0],
         depth_scales: tuple[float, ...] = (1.0,),
         twins_only: bool = False,
+        twin_base_blur_px: float = 0.0,
+        fit_real: bool = True,
         **kw,
     ) -> None:
         super().__init__(**kw)
@@ -210,7 +228,10 @@ class DFDIndoorDataset(StackDataset):
         self.real_images, self.real_focus_m = real_images, real_focus_m
         if twins_only and real_images is None:
             raise ValueError("twins_only replaces real photos by their twins: it needs real_images")
-        self.twins_only = twins_only
+        self.twins_only, self.fit_real = twins_only, fit_real
+        if not 0 <= twin_base_blur_px <= 5:
+            raise ValueError(f"twin_base_blur_px is a blur of a few pixels at most (0-5 px), got {twin_base_blur_px}")
+        self.twin_base_blur_px = twin_base_blur_px
         self.camera, self.synth_camera, self.num_layers = camera, synth_camera, num_layers
         self.width = width if width is not None or synth_camera is None else synth_camera.width_px
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -283,6 +304,9 @@ class DFDIndoorDataset(StackDataset):
         cache = self._cache_file(scene, lens.focus_distances_m, scale)
         stack = synthesize_stack_cached(img, fill_depth_holes(depth) * scale, lens, self.num_layers, cache)
         focus = list(lens.focus_distances_m)
+        if twin and self.real_images is not None and self.twin_base_blur_px > 0:
+            stack = torch.as_tensor(stack).clone()
+            stack[-1] = torch.round(_blurred(stack[-1], self.twin_base_blur_px) * 255) / 255  # 8 bits, as the photo
         if self.real_images is not None and not twin:
             path = self.real_images[scene]
             real = torch.from_numpy(read_image(path)).permute(2, 0, 1)
@@ -294,7 +318,11 @@ class DFDIndoorDataset(StackDataset):
                 )
             stack = torch.cat([torch.as_tensor(stack), real[None]])
             focus.append(self.real_focus_m)
-        return make_item(stack, focus, depth * scale, lens, i)
+        item = make_item(stack, focus, depth * scale, lens, i)
+        if self.real_images is not None:  # one key for every item of the dataset (they share batches)
+            item["fit_images"] = torch.ones(len(focus), dtype=torch.bool)
+            item["fit_images"][-1] = self.fit_real or twin
+        return item
 
 
 class DFDIndoorDataModule(FocalStackDataModule):
@@ -319,6 +347,13 @@ class DFDIndoorDataModule(FocalStackDataModule):
             photo (its lens, its focus) instead of the photo itself, at every scale: the networks never learn
             from a real photo, which would only ever show a room at its captured depth. Validation and test
             keep the real photos.
+        twin_base_blur_px: with ``real_in_stack``, Gaussian σ (px) added to the synthesised twins of the real photos
+            (:class:`DFDIndoorDataset`): the real photos' blur beyond the thin lens, measured on the training
+            pairs.
+        real_in_teacher: with ``real_in_stack``, False leaves the real photo out of the splatting stage's fit
+            (the teacher fits the synthesised images; the networks still learn from the real photo). The
+            photos are second captures, shifted by up to a few pixels against their f/8 partners; on training
+            scenes the teacher fits the synthesised images alone much better (``bench/real.json``).
         width: output width in px (None: 645 for real images, the synthesis preset's width otherwise).
         val_fraction: last fraction of ``train/`` (in time order) used for validation.
         max_gap_s: largest image-to-depth time difference accepted when pairing (s).
@@ -338,6 +373,8 @@ class DFDIndoorDataModule(FocalStackDataModule):
         real_aperture: Literal["N2_8", "N8"] = "N2_8",
         depth_scales: list[float] | None = None,
         real_in_training: bool = True,
+        real_in_teacher: bool = True,
+        twin_base_blur_px: float = 0.0,
         width: int | None = None,
         val_fraction: float = 0.1,
         max_gap_s: float = 1.0,
@@ -356,7 +393,8 @@ class DFDIndoorDataModule(FocalStackDataModule):
             self._synth = replace(self._synth, focus_distances_m=tuple(float(d) for d in synth_focus_m))
         self._real = replace(DFD_INDOOR, f_number=APERTURES["N8" if synthesize else aperture])
         self.real_in_stack, self.real_aperture = real_in_stack, real_aperture
-        self.real_in_training = real_in_training
+        self.real_in_training, self.real_in_teacher = real_in_training, real_in_teacher
+        self.twin_base_blur_px = twin_base_blur_px
         if not real_in_training and not real_in_stack:
             raise ValueError(
                 "data.real_in_training=false replaces the stacks' real photos: set data.real_in_stack=true"
@@ -383,6 +421,8 @@ class DFDIndoorDataModule(FocalStackDataModule):
         mode += f":real_in_stack:{self.real_aperture}" if self.real_in_stack else ""
         mode += f":depth_scales:{','.join(f'{k:g}' for k in self.depth_scales)}" if self.depth_scales != (1.0,) else ""
         mode += ":twins_in_training" if not self.real_in_training else ""
+        mode += ":real_not_fitted" if self.real_in_stack and not self.real_in_teacher else ""
+        mode += f":twin_blur:{self.twin_base_blur_px:g}" if self.real_in_stack and self.twin_base_blur_px else ""
         return f"dfd_indoor:{Path(self.data_dir).expanduser().resolve()}:{mode}:{self.width}"
 
     def build_datasets(self) -> dict[str, StackDataset]:
@@ -394,6 +434,8 @@ class DFDIndoorDataModule(FocalStackDataModule):
             "num_layers": self.num_layers,
             "cache_dir": self.cache_dir,
             "skip_bad": self.skip_bad,
+            "fit_real": self.real_in_teacher,
+            "twin_base_blur_px": self.twin_base_blur_px,
         }
         reals = lambda pairs, split: (  # noqa: E731
             real_partners(self.data_dir, pairs, split, self.max_gap_s, self.real_aperture)

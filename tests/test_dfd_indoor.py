@@ -214,6 +214,40 @@ def test_real_in_training_false_gives_training_stacks_twins_only(dfd_root: Path)
         _synth_real(dfd_root, real_in_stack=False, real_in_training=False)
 
 
+def test_real_in_teacher_false_marks_the_real_photo_out_of_the_fit(dfd_root: Path) -> None:
+    """Every item of a stack with a real photo says which images the splatting stage fits: all of them by default;
+    with ``real_in_teacher=False`` not the real photo (still the stack's last image), while a moved copy's
+    synthesised twin is fitted."""
+    default = _synth_real(dfd_root, depth_scales=[1.0, 2.0]).dataset("train")
+    assert default.load(1)["fit_images"].tolist() == [True, True, True]
+    dm = _synth_real(dfd_root, depth_scales=[1.0, 2.0], real_in_teacher=False)
+    train, val = dm.dataset("train"), dm.dataset("val")
+    captured, moved = train.load(1), train.load(4)
+    assert captured["fit_images"].tolist() == [True, True, False]
+    assert float(captured["stack"][2, 2].mean()) == pytest.approx(0.2, abs=0.03)  # the real photo, unfitted
+    assert moved["fit_images"].tolist() == [True, True, True]
+    assert val.load(0)["fit_images"].tolist() == [True, True, False]
+    assert dm.identity != _synth_real(dfd_root, depth_scales=[1.0, 2.0]).identity  # the teacher refits
+    assert "fit_images" not in _synth_real(dfd_root, real_in_stack=False).dataset("train").load(1)
+
+
+def test_twin_base_blur_softens_the_twins_only(dfd_root: Path) -> None:
+    """``twin_base_blur_px``: a moved copy's twin of the real photo gets the extra blur; its other synthesised
+    images and the captured scene's real photo do not."""
+    plain = _synth_real(dfd_root, depth_scales=[1.0, 2.0]).dataset("train")
+    dm = _synth_real(dfd_root, depth_scales=[1.0, 2.0], twin_base_blur_px=1.0)
+    soft = dm.dataset("train")
+    a, b = plain.load(4)["stack"], soft.load(4)["stack"]  # a moved copy: [synth 1 m, synth 3 m, twin 1.7 m]
+    torch.testing.assert_close(a[:2], b[:2])
+    assert float((a[2] - b[2]).abs().max()) > 0.05  # the block edges soften
+    edge = lambda img: float(img[0, H // 2 - 1 : H // 2 + 1].diff(dim=0).abs().mean())  # noqa: E731
+    assert edge(b[2]) < edge(a[2])
+    torch.testing.assert_close(plain.load(1)["stack"], soft.load(1)["stack"])  # the real photo as captured
+    assert dm.identity != _synth_real(dfd_root, depth_scales=[1.0, 2.0]).identity
+    with pytest.raises(ValueError, match="twin_base_blur_px"):
+        _synth_real(dfd_root, twin_base_blur_px=-1.0).dataset("train")
+
+
 def test_real_in_stack_refuses_another_lens_and_a_missing_partner(dfd_root: Path) -> None:
     with pytest.raises(ValueError, match="synth_camera=dfd_indoor"):
         DFDIndoorDataModule(str(dfd_root), synthesize=True, real_in_stack=True)  # nyuv2 optics
