@@ -17,15 +17,19 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, �
 * ablations: the student of the wider-window teacher (also with moved copies at 0.7x and 1.4x only); random
   432x432 training crops (every view of a room a different window of it); re-blur inputs; no real photo in
   training (``data.real_in_training=false``: each captured room's real photo replaced by its twin, as the moved
-  copies' are); fewer moved copies of the training rooms (0.7x and 1.4x only), a wider range of them (0.5x to
-  2.8x, the same mean distance), none (the captured rooms only; also for the supervised bound and the control),
-  and, on the captured rooms only, without the weights' moving average (at full and half the steps, and with
-  ``model.reblur_inputs``); the headline model without the test-time flip average;
+  copies' are); twins as sharp as the thin lens makes them (``data.twin_base_blur_px=0``, without the real
+  photos' own blur that ``real_blur`` measures); the teacher fitting the synthesised images only
+  (``data.real_in_teacher=false``: the networks still learn from the real photo); fewer moved copies of the
+  training rooms (0.7x and 1.4x only), a wider range of them (0.5x to 2.8x, the same mean distance), none (the
+  captured rooms only; also for the supervised bound and the control), and, on the captured rooms only, without
+  the weights' moving average (at full and half the steps, and with ``model.reblur_inputs``); the headline model
+  without the test-time flip average. The ablations whose command sets ``twin_base_blur_px=0`` were trained with
+  sharp twins; the captured rooms alone have no twins;
 * no learning, one image: the blur of one photo (Zhuo & Sim 2011) through the thin lens, far of focus assumed;
 * no learning, a focal stack: the splatting stage (the teacher) and depth from focus on the training
   configuration's stacks (six synthesised focus distances + the real photo), the teacher with the training
-  configuration's settings (the library's sweep defaults) and, as an ablation, with the wider sweep window the
-  tuning below found best on training scenes;
+  configuration's settings (the library's sweep defaults) and, as ablations, with the wider sweep window the
+  tuning below found best on training scenes and with the other ``data.real_in_teacher``;
 * the constant: median ground-truth depth of the training scenes.
 
 ``teacher_tuning``: the teacher's sweep variants on every fourth TRAINING scene (ground truth of training scenes
@@ -38,13 +42,21 @@ photo synthesised at 1.7 m (what the moved training copies teach): does a networ
 does the room's look set it? Each row's ``diagnosis`` gives its per-scene scale errors on the real photos, their
 geometric mean and the slope of predicted on true median depth across the rooms.
 
-A row whose checkpoint is missing is listed under ``missing`` with the command that makes it. The figure
-(``--figure``) shows three validation scenes: photo | self-supervised prediction | ground truth.
+``real_blur`` (:func:`real_blur_vs_lens`, training scenes only): the real lens against the thin lens, per depth
+bin; it calibrates ``data.twin_base_blur_px``. A model row's note names the data options of
+:data:`RECIPE_KEYS` its run set unlike the training configuration.
+
+A row whose checkpoint is missing keeps its figures from the ``--out`` file it rewrites, marked ``carried`` (with
+the date they were measured and the command that makes the run; ``--no-carry`` drops them): retraining every
+ablation takes hours on 2 cores, and a new baseline or teacher row should not wipe them. A row with neither is
+listed under ``missing``. The figure (``--figure``) shows three validation scenes: photo | self-supervised
+prediction | ground truth, from a checkpoint scored in this run only.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from dataclasses import asdict, fields, replace
@@ -52,6 +64,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import default_collate
 
 from bench.common import write_json
@@ -63,11 +76,13 @@ from sdgs.lit.module import SDGSModule, read_checkpoint
 from sdgs.metrics import DepthMetrics, per_image_depth_errors
 from sdgs.optics import DFD_INDOOR
 from sdgs.predict import predict_photo
-from sdgs.splatting.fit import SplatFitConfig, fit_gaussians
+from sdgs.splatting import SplatFitConfig, fit_batch
 
 TRAINING_CONFIG = "lightning_configs/dfd_indoor.yaml"
 WIDER_SWEEP = "window 31 px, eps 3e-2"  # the tuning's best teacher, an ablation of the headline
 TEACHER_KEYS = ("sweep", "fit", "iters")  # the teacher settings bench/real.json records
+#: data options of the real-photo recipe a row's note names when its run differs (option -> its default)
+RECIPE_KEYS = {"real_in_teacher": True, "twin_base_blur_px": 0.0}
 #: the teacher's sweep variants of ``teacher_tuning`` (overrides of the training configuration's settings)
 TEACHER_VARIANTS = {
     "library default (window 15 px, guided eps 1e-3)": {"sweep_window": 15, "sweep_guided_eps": 1e-3},
@@ -87,6 +102,16 @@ MODELS = {
     "sdgs supervised (upper bound), real f/2.8 photo": ("runs/dfd_indoor-supervised", "N2_8", True),
     "no-defocus control: the same training on f/8 photos": ("runs/dfd_indoor-no-defocus", "N8", True),
     "same recipe, training seed 1": ("runs/dfd_indoor-seed1", "N2_8", True),
+    "ablation: twins without the photos' own blur (data.twin_base_blur_px=0)": (
+        "runs/dfd_indoor-no-twin-blur",
+        "N2_8",
+        True,
+    ),
+    "ablation: twins without the photos' own blur, training seed 1": (
+        "runs/dfd_indoor-no-twin-blur-seed1",
+        "N2_8",
+        True,
+    ),
     "ablation: teacher with the wider sweep window (31 px, eps 3e-2)": ("runs/dfd_indoor-w31", "N2_8", True),
     "ablation: the wider-window teacher, moved copies at 0.7x and 1.4x only": (
         "runs/dfd_indoor-w31-scales3",
@@ -96,6 +121,11 @@ MODELS = {
     "ablation: random 432x432 training crops (full height)": ("runs/dfd_indoor-crop432", "N2_8", True),
     "ablation: re-blur inputs (Zhuo & Sim ratios)": ("runs/dfd_indoor-reblur", "N2_8", True),
     "ablation: no real photo in training (synthesised twins only)": ("runs/dfd_indoor-twins", "N2_8", True),
+    "ablation: the teacher fits the synthesised images only, not the real photo": (
+        "runs/dfd_indoor-noreal-teacher",
+        "N2_8",
+        True,
+    ),
     "ablation: moved copies at 0.7x and 1.4x only": ("runs/dfd_indoor-scales-0.7-1.4", "N2_8", True),
     "ablation: moved copies over a wider range (0.5x to 2.8x)": ("runs/dfd_indoor-scales6", "N2_8", True),
     "ablation: captured rooms only (no moved copies)": ("runs/dfd_indoor-captured", "N2_8", True),
@@ -128,24 +158,30 @@ _FIT = "sdgs fit --config lightning_configs/dfd_indoor.yaml"
 _NO_EMA = "(dfd_indoor.yaml without its EMAWeightAveraging callback) "
 _CAPTURED = f"{_FIT} --data.init_args.depth_scales=[1.0]"
 _SUP = "--config lightning_configs/dfd_indoor_supervised.yaml"
+_SHARP = f"{_FIT} --data.init_args.twin_base_blur_px=0"  # twins without the photos' own blur
 _CTL = "--config lightning_configs/dfd_indoor_no_defocus.yaml"
 MAKE = {
     "runs/dfd_indoor-ckpt": "make real-ckpt",
     "runs/dfd_indoor-supervised": f"{_FIT} {_SUP}",
     "runs/dfd_indoor-no-defocus": f"{_FIT} {_CTL}",
     "runs/dfd_indoor-seed1": f"{_FIT} --seed_everything=1 --trainer.default_root_dir=runs/dfd_indoor-seed1",
-    "runs/dfd_indoor-w31": f"{_FIT} --splat.sweep_window=31 --splat.sweep_guided_eps=0.03 "
+    "runs/dfd_indoor-w31": f"{_SHARP} --splat.sweep_window=31 --splat.sweep_guided_eps=0.03 "
     "--trainer.default_root_dir=runs/dfd_indoor-w31",
-    "runs/dfd_indoor-w31-scales3": f"{_FIT} --data.init_args.depth_scales=[1.0,0.7,1.4] --splat.sweep_window=31 "
-    "--splat.sweep_guided_eps=0.03 --trainer.default_root_dir=runs/dfd_indoor-w31-scales3",
-    "runs/dfd_indoor-crop432": f"{_FIT} --data.init_args.crop_size=432 "
+    "runs/dfd_indoor-w31-scales3": f"{_SHARP} --data.init_args.depth_scales=[1.0,0.7,1.4] "
+    "--splat.sweep_window=31 --splat.sweep_guided_eps=0.03 --trainer.default_root_dir=runs/dfd_indoor-w31-scales3",
+    "runs/dfd_indoor-crop432": f"{_SHARP} --data.init_args.crop_size=432 "
     "--trainer.default_root_dir=runs/dfd_indoor-crop432",
-    "runs/dfd_indoor-reblur": f"{_FIT} --model.reblur_inputs=true --trainer.default_root_dir=runs/dfd_indoor-reblur",
-    "runs/dfd_indoor-twins": f"{_FIT} --data.init_args.real_in_training=false "
+    "runs/dfd_indoor-reblur": f"{_SHARP} --model.reblur_inputs=true --trainer.default_root_dir=runs/dfd_indoor-reblur",
+    "runs/dfd_indoor-twins": f"{_SHARP} --data.init_args.real_in_training=false "
     "--trainer.default_root_dir=runs/dfd_indoor-twins",
-    "runs/dfd_indoor-scales-0.7-1.4": f"{_FIT} --data.init_args.depth_scales=[1.0,0.7,1.4] "
+    "runs/dfd_indoor-no-twin-blur": f"{_SHARP} --trainer.default_root_dir=runs/dfd_indoor-no-twin-blur",
+    "runs/dfd_indoor-no-twin-blur-seed1": f"{_SHARP} --seed_everything=1 "
+    "--trainer.default_root_dir=runs/dfd_indoor-no-twin-blur-seed1",
+    "runs/dfd_indoor-noreal-teacher": f"{_FIT} --data.init_args.real_in_teacher=false "
+    "--trainer.default_root_dir=runs/dfd_indoor-noreal-teacher",
+    "runs/dfd_indoor-scales-0.7-1.4": f"{_SHARP} --data.init_args.depth_scales=[1.0,0.7,1.4] "
     "--trainer.default_root_dir=runs/dfd_indoor-scales-0.7-1.4",
-    "runs/dfd_indoor-scales6": f"{_FIT} --data.init_args.depth_scales=[1.0,0.7,1.4,2.0,0.5,2.8] "
+    "runs/dfd_indoor-scales6": f"{_SHARP} --data.init_args.depth_scales=[1.0,0.7,1.4,2.0,0.5,2.8] "
     "--trainer.default_root_dir=runs/dfd_indoor-scales6",
     "runs/dfd_indoor-captured": f"{_CAPTURED} --trainer.default_root_dir=runs/dfd_indoor-captured",
     "runs/dfd_indoor-supervised-captured": f"{_CAPTURED} {_SUP} "
@@ -159,6 +195,39 @@ MAKE = {
     "--trainer.default_root_dir=runs/dfd_indoor-300-reblur",
     **{run: "make bench-quick" for run in QUICK_RUNS},
 }
+
+
+def recipe_note(run: Path, recipe: dict) -> str:
+    """What a run's saved ``config.yaml`` did differently from the training configuration's ``recipe`` (data options
+    of :data:`RECIPE_KEYS`; an option absent from an older run's file had its default), where it matters: the
+    teacher's options not for a run without a teacher (supervised) or without a real photo to fit."""
+    path = run / "config.yaml"
+    if not path.is_file():
+        return ""
+    config = yaml.safe_load(path.read_text())
+    data = (config.get("data") or {}).get("init_args") or {}
+    if not data.get("real_in_stack"):
+        return ""
+    teacherless = bool((config.get("model") or {}).get("supervised")) or not data.get("real_in_training", True)
+    deviations = [
+        f"data.{key}={data.get(key, default)}"
+        for key, default in RECIPE_KEYS.items()
+        if data.get(key, default) != recipe[key] and not (teacherless and key == "real_in_teacher")
+    ]
+    return f"; {', '.join(deviations)}" if deviations else ""
+
+
+def carried_rows(path: Path) -> dict[str, dict]:
+    """Model rows of an earlier ``bench/real.json`` at ``path`` (none if absent), each with ``carried``: the date
+    its figures were measured (a row carried before keeps its first date)."""
+    if not path.is_file():
+        return {}
+    previous = json.loads(path.read_text())
+    return {
+        label: {**row, "carried": row.get("carried", previous.get("date", "unknown date"))}
+        for label, row in previous.get("rows", {}).items()
+        if "command" in row  # model rows only: the baselines are measured anew every run
+    }
 
 
 def score(preds: list[torch.Tensor], gts: list[torch.Tensor]) -> dict[str, float]:
@@ -240,12 +309,14 @@ def scale_response(model: SDGSModule, items: list[dict], flip: bool) -> dict:
     }  # fmt: skip
 
 
-def training_setup() -> tuple[list[float], SplatFitConfig]:
-    """The training configuration's synthesised focus distances (m) and its teacher's settings."""
+def training_setup() -> tuple[dict, SplatFitConfig]:
+    """The training configuration's stacks (its ``synth_focus_m`` (m) and :data:`RECIPE_KEYS` data options) and
+    its teacher's settings."""
     config = parse_config(["--config", TRAINING_CONFIG])
     known = {f.name for f in fields(SplatFitConfig)}
     teacher = SplatFitConfig(**{k: v for k, v in config.splat.as_dict().items() if k in known})
-    return list(config.data.init_args.synth_focus_m), teacher
+    data = config.data.init_args
+    return {"synth_focus_m": list(data.synth_focus_m), **{k: data[k] for k in RECIPE_KEYS}}, teacher
 
 
 def fit_teacher(items: list[dict], cfg: SplatFitConfig) -> tuple[list[torch.Tensor], float]:
@@ -254,8 +325,22 @@ def fit_teacher(items: list[dict], cfg: SplatFitConfig) -> tuple[list[torch.Tens
     depths = []
     for x in items:
         b = default_collate([x])
-        depths.append(fit_gaussians(b["stack"], b["focus_distance"], b["camera"], config=cfg).depth[0])
+        depths.append(fit_batch(b, cfg).depth[0])
     return depths, round((time.perf_counter() - t0) / max(1, len(items)), 2)
+
+
+def other_real_fit(items: list[dict]) -> tuple[str, list[dict]]:
+    """Items of stacks with their real photo (the last image) as captured, the photo's ``fit_images`` flag flipped:
+    the teacher of the other ``data.real_in_teacher``, and a label saying which it is."""
+    if not all("fit_images" in x for x in items):
+        raise ValueError("other_real_fit needs stacks with a real photo (data.real_in_stack=true)")
+    flipped = []
+    for x in items:
+        fit = x["fit_images"].clone()
+        fit[-1] = ~fit[-1]
+        flipped.append({**x, "fit_images": fit})
+    fitted = bool(flipped[0]["fit_images"][-1])
+    return ("the real photo fitted too" if fitted else "the real photo left out of the fit"), flipped
 
 
 def teacher_tuning(dm: DFDIndoorDataModule, cfg: SplatFitConfig, every: int = 4) -> dict:
@@ -267,10 +352,120 @@ def teacher_tuning(dm: DFDIndoorDataModule, cfg: SplatFitConfig, every: int = 4)
     for label, overrides in TEACHER_VARIANTS.items():
         depths, sec = fit_teacher(items, replace(cfg, **overrides))
         out[label] = {**score(depths, gts), "seconds_per_scene": sec}
+    label, flipped = other_real_fit(items)
+    depths, sec = fit_teacher(flipped, cfg)
+    out[f"library default, {label}"] = {**score(depths, gts), "seconds_per_scene": sec}
     return {"scenes": f"every {every}th training scene ({len(items)}), as captured", "rows": out}
 
 
-def data_modules(data_dir: str, stack_focus_m: list[float]) -> dict[str, DFDIndoorDataModule]:
+def register_shift(a: np.ndarray, b: np.ndarray, up: int = 8) -> tuple[float, float]:
+    """``(dy, dx)`` px with ``a(x) ≈ b(x - d)``: phase correlation of two grey ``(H, W)`` images, ``1/up`` px steps
+    (the cross-power spectrum zero-padded ``up`` times)."""
+    fa, fb = np.fft.fft2(a - a.mean()), np.fft.fft2(b - b.mean())
+    cross = fa * np.conj(fb)
+    cross /= np.abs(cross) + 1e-9
+    h, w = a.shape
+    padded = np.zeros((h * up, w * up), complex)
+    top, left = (h * up - h) // 2, (w * up - w) // 2
+    padded[top : top + h, left : left + w] = np.fft.fftshift(cross)
+    corr = np.abs(np.fft.ifft2(np.fft.ifftshift(padded)))
+    y, x = np.unravel_index(int(corr.argmax()), corr.shape)
+    return (y if y < h * up / 2 else y - h * up) / up, (x if x < w * up / 2 else x - w * up) / up
+
+
+def shifted(image: torch.Tensor, dy: float, dx: float) -> torch.Tensor:
+    """``image(x + d)`` of a ``(..., H, W)`` image, sub-pixel (Fourier phase ramp; wraps at the borders)."""
+    h, w = image.shape[-2:]
+    ramp = torch.exp(2j * torch.pi * (torch.fft.fftfreq(h)[:, None] * dy + torch.fft.fftfreq(w)[None] * dx))
+    return torch.fft.ifft2(torch.fft.fft2(image.double()) * ramp).real.to(image.dtype)
+
+
+#: Gaussian σ (px) tried per depth bin by :func:`real_blur_vs_lens`
+BLUR_SIGMAS_PX = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5)
+
+
+def real_blur_vs_lens(ds: DFDIndoorDataset, bins: int = 15, border: int = 10) -> dict:
+    """How the real f/2.8 photos are blurred, against the thin lens: per depth bin, the Gaussian σ that best turns
+    each TRAINING scene's f/8 photo into its f/2.8 photo, as captured and after registering the pair.
+
+    ``ds``: a DFD-indoor dataset with ``real_images``. Exposure is matched by a gain and offset fitted on heavily
+    smoothed images (independent of the blur); pixels: valid depth, textured, no depth edge within 7 px (one bin
+    each), ``border`` px from the frame (the registration wraps). The best σ of a bin is the parabola's vertex
+    through the squared errors around the minimum. The lens's prediction: σ = ``SIGMA_PER_COC`` × the f/2.8 CoC
+    less the f/8 photo's own (in quadrature)."""
+    import kornia
+    import torch.nn.functional as F
+
+    from sdgs.io import read_depth, read_image
+    from sdgs.optics import SIGMA_PER_COC, coc_px
+
+    lo, hi = DFD_INDOOR.depth_range_m[0] + 0.4, 6.5
+    edges = 1 / np.linspace(1 / lo, 1 / hi, bins + 1)  # even in inverse depth, as blur is
+    err = {kind: np.zeros((bins, len(BLUR_SIGMAS_PX))) for kind in ("as captured", "registered")}
+    count, shifts = np.zeros(bins), []
+    for (sharp_path, depth_path), real_path in zip(ds.pairs, ds.real_images):
+        sharp = torch.from_numpy(read_image(sharp_path)).permute(2, 0, 1).mean(0)
+        real = torch.from_numpy(read_image(real_path)).permute(2, 0, 1).mean(0)
+        depth = torch.from_numpy(read_depth(depth_path))
+        dy, dx = register_shift(sharp.numpy(), real.numpy())
+        shifts.append((dy, dx))
+        smooth = lambda t: kornia.filters.gaussian_blur2d(t[None, None], (31, 31), (8.0, 8.0))[0, 0]  # noqa: E731
+        gain = torch.linalg.lstsq(
+            torch.stack([smooth(sharp).flatten(), torch.ones(sharp.numel())], 1), smooth(real).flatten()[:, None]
+        ).solution.flatten()
+        sharp = sharp * gain[0] + gain[1]
+        grad = kornia.filters.spatial_gradient(sharp[None, None]).pow(2).sum(2).sqrt()
+        textured = kornia.filters.box_blur(grad, (7, 7))[0, 0] > 0.02
+        d = depth[None, None]
+        dmax = F.max_pool2d(d, 7, 1, 3)[0, 0]
+        dmin = -F.max_pool2d(-torch.where(d > 0, d, torch.full_like(d, 1e3)), 7, 1, 3)[0, 0]
+        ok = (depth > 0) & textured & (dmax < 1.15 * dmin)
+        ok[:border], ok[-border:], ok[:, :border], ok[:, -border:] = False, False, False, False
+        bin_of = torch.from_numpy(np.digitize(depth.numpy(), edges) - 1)
+        masks = [ok & (bin_of == q) for q in range(bins)]
+        count += [int(m.sum()) for m in masks]
+        for kind, source in (("as captured", sharp), ("registered", shifted(sharp, dy, dx))):
+            for j, sigma in enumerate(BLUR_SIGMAS_PX):
+                k = 2 * int(np.ceil(3 * sigma)) + 1
+                out = source[None, None]
+                if sigma > 0:
+                    out = kornia.filters.gaussian_blur2d(out, (k, k), (sigma, sigma), border_type="reflect")
+                sq = kornia.filters.box_blur((out - real).pow(2), (5, 5))[0, 0]
+                err[kind][:, j] += [float(sq[m].sum()) for m in masks]
+    sig = np.asarray(BLUR_SIGMAS_PX)
+
+    def vertex(e: np.ndarray) -> float:
+        j = int(np.argmin(e))
+        if not 0 < j < len(e) - 1:
+            return float(sig[j])
+        p = np.polyfit(sig[j - 1 : j + 2], e[j - 1 : j + 2], 2)
+        return float(-p[1] / (2 * p[0]))
+
+    f8 = DFD_INDOOR.f_number / 8.0  # the f/8 CoC relative to the f/2.8 one
+    out_rows = []
+    for q in np.flatnonzero(count >= 2000):
+        mid = 2 / (1 / edges[q] + 1 / edges[q + 1])
+        c = float(coc_px(torch.tensor(mid), DFD_INDOOR.focus_distances_m[0], DFD_INDOOR).abs())
+        out_rows.append({
+            "depth_m": round(mid, 2), "pixels": int(count[q]), "coc_px": round(c, 2),
+            "lens_sigma_px": round(SIGMA_PER_COC * c * (1 - f8**2) ** 0.5, 2),
+            **{f"sigma_{kind.replace(' ', '_')}_px": round(vertex(err[kind][q] / count[q]), 2) for kind in err},
+        })  # fmt: skip
+    dx_abs = np.abs([s[1] for s in shifts])
+    dy_abs = np.abs([s[0] for s in shifts])
+    return {
+        "scenes": f"the {len(shifts)} training scenes (f/8 and f/2.8 photos of each, their depth)",
+        "shift_px": {
+            "median_abs_dx": round(float(np.median(dx_abs)), 2),
+            "max_abs_dx": round(float(dx_abs.max()), 2),
+            "median_abs_dy": round(float(np.median(dy_abs)), 2),
+            "max_abs_dy": round(float(dy_abs.max()), 2),
+        },  # fmt: skip
+        "bins": out_rows,
+    }
+
+
+def data_modules(data_dir: str, stacks: dict) -> dict[str, DFDIndoorDataModule]:
     """The validation photos of each kind, and the training configuration's stacks."""
     kw = {"data_dir": data_dir, "batch_size": 1}
     synth = {"synthesize": True, "synth_camera": "dfd_indoor", "num_layers": 16}
@@ -278,7 +473,7 @@ def data_modules(data_dir: str, stack_focus_m: list[float]) -> dict[str, DFDIndo
         "N2_8": DFDIndoorDataModule(aperture="N2_8", **kw),
         "N8": DFDIndoorDataModule(aperture="N8", **kw),
         "synth": DFDIndoorDataModule(synth_focus_m=[DFD_INDOOR.focus_distances_m[0]], **synth, **kw),
-        "stack": DFDIndoorDataModule(synth_focus_m=stack_focus_m, real_in_stack=True, **synth, **kw),
+        "stack": DFDIndoorDataModule(real_in_stack=True, **stacks, **synth, **kw),
     }
 
 
@@ -331,13 +526,16 @@ def main() -> None:
     parser.add_argument("--figure", default="docs/real_photos.png")
     parser.add_argument("--figure-scenes", type=int, nargs="+", default=[0, 3, 6], help="validation indices")
     parser.add_argument("--quick", action="store_true", help="the quick tier's model rows (no figure)")
+    parser.add_argument(
+        "--no-carry", dest="carry", action="store_false", help="drop the rows of absent checkpoints (default: kept)"
+    )
     args = parser.parse_args()
     if not Path(args.data_dir).is_dir():
         raise SystemExit(f"bench.real: no DFD-indoor data at {args.data_dir}; set --data_dir or SDGS_DFD_INDOOR_DIR")
     models = QUICK_MODELS if args.quick else MODELS
     t0 = time.perf_counter()
-    stack_focus, teacher_cfg = training_setup()
-    dms = data_modules(args.data_dir, stack_focus)
+    stacks, teacher_cfg = training_setup()
+    dms = data_modules(args.data_dir, stacks)
     val = {kind: dm.dataset("val") for kind, dm in dms.items()}
     names = {kind: [ds.pairs[i][1].name for i in range(len(ds))] for kind, ds in val.items()}
     if any(v != names["N2_8"] for v in names.values()):
@@ -364,15 +562,24 @@ def main() -> None:
         **score(fit_teacher(items["stack"], wider)[0], gts),
         "input": "focal stack",
     }
+    label, flipped = other_real_fit(items["stack"])
+    rows[f"ablation: the teacher, {label}"] = {
+        **score(fit_teacher(flipped, teacher_cfg)[0], gts),
+        "input": "focal stack",
+    }
     dff = [depth_from_focus(x["stack"][None], x["focus_distance"][None])[0] for x in items["stack"]]
     rows["no learning, focal stack: depth from focus"] = {**score(dff, gts), "input": "focal stack"}
 
     moved = [] if args.quick else moved_rooms(dms["synth"])
+    earlier = carried_rows(Path(args.out)) if args.carry else {}
     missing, photos, figure_preds = {}, [], []
     for label, (run, kind, flip) in models.items():
         ckpt = Path(args.runs) / run / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
-            missing[label] = f"{ckpt} not found: {MAKE[run]}"
+            if label in earlier:
+                rows[label] = {**earlier[label], "command": MAKE[run]}
+            else:
+                missing[label] = f"{ckpt} not found: {MAKE[run]}"
             continue
         read_checkpoint(ckpt)
         model = SDGSModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
@@ -382,7 +589,8 @@ def main() -> None:
             depth = predict_photo(model, rgb, float(x["focus_distance"][0]), DFD_INDOOR, flip_average=flip)
             preds.append(torch.from_numpy(depth)[None])
         steps = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
-        rows[label] = {**score(preds, gts), "note": f"{run}, {steps} training steps", "command": MAKE[run]}
+        note = f"{run}, {steps} training steps{recipe_note(ckpt.parents[1], stacks)}"
+        rows[label] = {**score(preds, gts), "note": note, "command": MAKE[run]}
         rows[label]["diagnosis"] = scale_split(preds, gts)
         if moved and kind == "N2_8" and flip:  # networks of the f/2.8 photo, as sdgs predict runs them
             rows[label]["scale_response"] = scale_response(model, moved, flip)
@@ -411,6 +619,7 @@ def main() -> None:
             "scene_median_depth_m": scene_medians,
             "teacher_settings": {k: v for k, v in asdict(teacher_cfg).items() if k.startswith(TEACHER_KEYS)},
             "teacher_tuning": None if args.quick else teacher_tuning(dms["stack"], teacher_cfg),
+            "real_blur": None if args.quick else real_blur_vs_lens(dms["stack"].dataset("train")),
             "missing": missing,
             "seconds": round(time.perf_counter() - t0, 1),
         },

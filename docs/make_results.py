@@ -116,7 +116,7 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 # ----------------------------------------------------------------------------------------------- row sources
 def real_rows(src: dict, readme: bool = False) -> list[Row]:
     """``bench/real.json``: ``{"data", "protocol", "rows": {label: {abs_rel, rmse, delta1 (fraction), input?,
-    note?}}}``. ``readme``: without the ablation rows (:data:`README_SKIPS_REAL`)."""
+    note?, carried?}}}``. ``readme``: without the ablation rows (:data:`README_SKIPS_REAL`)."""
     if "real" not in src:
         return []
     real = src["real"]
@@ -127,7 +127,7 @@ def real_rows(src: dict, readme: bool = False) -> list[Row]:
             m.get("abs_rel"),
             m.get("rmse"),
             delta1_percent(m.get("delta1"), real["protocol"]),
-            m.get("note", ""),
+            m.get("note", "") + (f" (measured {m['carried'][:10]}; not re-run)" if "carried" in m else ""),
         )
         for label, m in real["rows"].items()
         if not (readme and label.startswith(README_SKIPS_REAL))
@@ -232,6 +232,10 @@ def section_real(src: dict) -> list[str]:
         ["method", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑", "AbsRel / RMSE vs constant", "note"],
         [[r.label, fmt(r.abs_rel), fmt(r.rmse), fmt(r.delta1, 1), ratio(r.label), r.note] for r in real_rows(src)],
     )
+    if missing := real.get("missing"):
+        lines += ["", "Not measured (no checkpoint yet; the command trains it): " + "; ".join(
+            f"{label}: `{why.split(': ', 1)[-1]}`" for label, why in missing.items()
+        ) + "."]  # fmt: skip
     diagnosed = {label: m["diagnosis"] for label, m in real["rows"].items() if "diagnosis" in m}
     if diagnosed:
         lines += [
@@ -298,6 +302,27 @@ def section_real(src: dict) -> list[str]:
                     [label, fmt(m["abs_rel"]), fmt(m["rmse"]), fmt(delta1_percent(m["delta1"], real["protocol"]), 1),
                      f"{m['seconds_per_scene']:.2f}"]
                     for label, m in tuning["rows"].items()
+                ],
+            ),
+        ]  # fmt: skip
+    if blur := real.get("real_blur"):
+        shift = blur["shift_px"]
+        lines += [
+            "",
+            f"**The real lens against the thin lens**, on {blur['scenes']}: per depth bin, the Gaussian σ that best "
+            "turns the f/8 photo into the f/2.8 photo, as captured and after registering the pair (one global "
+            "sub-pixel shift), beside the thin lens's σ (`SIGMA_PER_COC` × the f/2.8 CoC less the f/8 photo's). "
+            f"The two photos of a scene are shifted by {shift['median_abs_dx']:.1f} px horizontally in the median "
+            f"(up to {shift['max_abs_dx']:.1f} px; vertically {shift['median_abs_dy']:.1f}, up to "
+            f"{shift['max_abs_dy']:.1f} px): as captured, the shift reads as blur everywhere, in focus too.",
+            "",
+            *table(
+                ["depth (m)", "pixels", "CoC (px)", "thin lens σ (px)", "measured σ, as captured",
+                 "measured σ, registered"],
+                [
+                    [f"{r['depth_m']:.2f}", f"{r['pixels']:,}", f"{r['coc_px']:.2f}", f"{r['lens_sigma_px']:.2f}",
+                     f"{r['sigma_as_captured_px']:.2f}", f"{r['sigma_registered_px']:.2f}"]
+                    for r in blur["bins"]
                 ],
             ),
         ]  # fmt: skip

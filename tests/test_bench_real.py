@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from bench.real import RESPONSE_SCALES, TEACHER_VARIANTS, TRAINING_CONFIG, scale_response, scale_split, training_setup
+from bench.real import (
+    RESPONSE_SCALES,
+    TEACHER_VARIANTS,
+    TRAINING_CONFIG,
+    carried_rows,
+    other_real_fit,
+    real_blur_vs_lens,
+    recipe_note,
+    register_shift,
+    scale_response,
+    scale_split,
+    shifted,
+    training_setup,
+)
 from sdgs.splatting import SplatFitConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,8 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_teacher_row_uses_the_training_configs_settings() -> None:
     raw = yaml.safe_load((REPO / TRAINING_CONFIG).read_text())
-    focus, teacher = training_setup()
-    assert focus == raw["data"]["init_args"]["synth_focus_m"]
+    stacks, teacher = training_setup()
+    assert stacks["synth_focus_m"] == raw["data"]["init_args"]["synth_focus_m"]
+    assert stacks["real_in_teacher"] == raw["data"]["init_args"].get("real_in_teacher", True)
     for key, value in raw["splat"].items():  # every override of the config reaches the teacher
         assert getattr(teacher, key) == value, key
     # base.yaml's splat block is merged underneath: settings the delta leaves alone keep the library default
@@ -69,3 +84,95 @@ def test_scale_response_of_a_network_blind_to_blur() -> None:
     assert r["k"] == list(RESPONSE_SCALES) and r["slope"] == 0.0
     assert r["prediction_over_captured"] == [1.0] * len(RESPONSE_SCALES)
     assert len(r["abs_rel"]) == len(RESPONSE_SCALES) and r["abs_rel"][0] != r["abs_rel"][-1]
+
+
+def test_register_shift_finds_a_sub_pixel_shift_and_shifted_undoes_it() -> None:
+    g = torch.Generator().manual_seed(0)
+    texture = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 96, 128, generator=g), 3, 1, 1)[0, 0]
+    moved = shifted(texture, -1.5, 2.25)  # content moved by (+1.5, -2.25) px
+    dy, dx = register_shift(moved.numpy(), texture.numpy())
+    assert (dy, dx) == pytest.approx((1.5, -2.25), abs=0.13)  # 1/8-px steps
+    back = shifted(moved, dy, dx)  # moved(x + d) = texture(x)
+    inner = lambda t: t[8:-8, 8:-8].abs().mean()  # noqa: E731  (the phase ramp wraps at the borders)
+    assert float(inner(back - texture)) < 0.1 * float(inner(moved - texture))
+
+
+def test_real_blur_vs_lens_measures_a_known_blur_and_sees_through_a_shift(tmp_path: Path) -> None:
+    """Tiny files in the published layout: each f/2.8 photo is its f/8 photo blurred by σ = 1 px and shifted by
+    3 px. Registered, the measured σ is 1; as captured, the shift reads as much more blur."""
+    import kornia
+    import numpy as np
+    from PIL import Image
+
+    from datamodules import DFDIndoorDataModule
+    from sdgs.io import write_image
+    from tests.test_dfd_indoor import _name
+
+    g = torch.Generator().manual_seed(1)
+    for i in range(3):
+        sharp = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 120, 180, generator=g), 3, 1, 1)
+        real = shifted(kornia.filters.gaussian_blur2d(sharp, (7, 7), (1.0, 1.0), border_type="reflect"), 0.0, 3.0)
+        depth = np.full((120, 180), 3000, np.uint16)
+        for aperture, image in (("N8", sharp), ("N2_8", real)):
+            for kind in ("rgb", "depth"):
+                (tmp_path / f"dfd_dataset_indoor_{aperture}" / kind / "train").mkdir(parents=True, exist_ok=True)
+            folder = tmp_path / f"dfd_dataset_indoor_{aperture}"
+            write_image(folder / "rgb" / "train" / f"{_name(10.0 * i)}.png", image[0].permute(1, 2, 0).numpy())
+            Image.fromarray(depth).save(folder / "depth" / "train" / f"{_name(10.0 * i)}.png")
+    dm = DFDIndoorDataModule(
+        str(tmp_path), synthesize=True, synth_camera="dfd_indoor", synth_focus_m=[1.0, 3.0], real_in_stack=True,
+        val_fraction=0.0,
+    )  # fmt: skip
+    out = real_blur_vs_lens(dm.dataset("train"), border=6)
+    assert out["shift_px"]["median_abs_dx"] == pytest.approx(3.0, abs=0.13)
+    (row,) = out["bins"]  # one depth, one bin
+    assert row["sigma_registered_px"] == pytest.approx(1.0, abs=0.15)
+    assert row["sigma_as_captured_px"] > 1.5
+
+
+def test_recipe_note_names_what_a_run_did_unlike_the_configuration(tmp_path: Path) -> None:
+    recipe = {"real_in_teacher": True, "twin_base_blur_px": 0.4}
+
+    def note(data: dict, model: dict | None = None) -> str:
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump({"data": {"init_args": data}, "model": model or {}}))
+        return recipe_note(tmp_path, recipe)
+
+    assert recipe_note(tmp_path / "absent", recipe) == ""
+    assert note({"real_in_stack": True, "twin_base_blur_px": 0.4}) == ""
+    assert note({"real_in_stack": True}) == "; data.twin_base_blur_px=0.0"  # a run made before the option
+    both = note({"real_in_stack": True, "real_in_teacher": False})
+    assert both == "; data.real_in_teacher=False, data.twin_base_blur_px=0.0"
+    # no teacher (supervised) or no real photo in training: whether the teacher fits it does not matter
+    unfitted = {"real_in_stack": True, "real_in_teacher": False, "twin_base_blur_px": 0.4}
+    assert note(unfitted, {"supervised": True}) == ""
+    assert note({**unfitted, "real_in_training": False}) == ""
+    assert note({"real_in_stack": False}) == ""
+
+
+def test_other_real_fit_flips_the_real_photos_flag_only() -> None:
+    items = [{"fit_images": torch.tensor([True, True, True])}, {"fit_images": torch.tensor([True, True, True])}]
+    label, flipped = other_real_fit(items)
+    assert label == "the real photo left out of the fit"
+    assert [x["fit_images"].tolist() for x in flipped] == [[True, True, False]] * 2
+    assert items[0]["fit_images"].tolist() == [True, True, True]  # the originals untouched
+    assert other_real_fit(flipped)[0] == "the real photo fitted too"
+    with pytest.raises(ValueError, match="real_in_stack"):
+        other_real_fit([{"stack": torch.zeros(2, 3, 4, 4)}])
+
+
+def test_carried_rows_keep_model_rows_and_their_first_date(tmp_path: Path) -> None:
+    """Rows of absent checkpoints survive a rerun with the date they were measured; baselines are re-measured."""
+    assert carried_rows(tmp_path / "none.json") == {}
+    earlier = {
+        "date": "2026-12-01 10:00:00",
+        "rows": {
+            "constant (median training depth)": {"abs_rel": 0.3},
+            "model": {"abs_rel": 0.2, "command": "make real-ckpt"},
+            "older": {"abs_rel": 0.25, "command": "sdgs fit …", "carried": "2026-11-20 09:00:00"},
+        },
+    }
+    (tmp_path / "real.json").write_text(json.dumps(earlier))
+    rows = carried_rows(tmp_path / "real.json")
+    assert set(rows) == {"model", "older"}
+    assert rows["model"] == {"abs_rel": 0.2, "command": "make real-ckpt", "carried": "2026-12-01 10:00:00"}
+    assert rows["older"]["carried"] == "2026-11-20 09:00:00"
