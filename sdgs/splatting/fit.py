@@ -286,6 +286,13 @@ def splat_confidence(
     return conf / (1.0 + (edge / rel_error) ** 2)
 
 
+def _coc_targets(depth: Tensor, focus: Tensor, camera) -> Tensor:
+    """``(B, S, 1, H, W)`` signed thin-lens CoC (px) of ``(B, 1, H, W)`` depth (m) at each ``(B, S)`` focus
+    distance (m): the networks' targets, for every image of the stack."""
+    b, _, h, w = depth.shape
+    return signed_coc_px(depth[:, None], focus.to(depth).view(b, -1, 1, 1, 1), batched_camera(camera, 5, b, (h, w)))
+
+
 def fit_gaussians(
     stack: Tensor,
     focus_distance: Tensor,
@@ -316,14 +323,12 @@ def fit_gaussians(
     cfg = config or SplatFitConfig()
     cfg = replace(cfg, **{k: v for k, v in (("iters", iters), ("lr", lr)) if v is not None})
     _check_stack(stack, focus_distance)
+    if fit_images is not None and fit_images.shape != (stack.shape[1],):
+        raise ValueError(f"fit_images must be (S,) = ({stack.shape[1]},), got {tuple(fit_images.shape)}")
     if fit_images is not None and not bool(fit_images.all()):
         keep = fit_images.to(device=stack.device, dtype=torch.bool)
-        if keep.shape != (stack.shape[1],):
-            raise ValueError(f"fit_images must be (S,) = ({stack.shape[1]},), got {tuple(fit_images.shape)}")
         fit = fit_gaussians(stack[:, keep], focus_distance[:, keep], camera, config=cfg, on_step=on_step)
-        b, s, _, h, w = stack.shape
-        focus = focus_distance.to(stack).view(b, s, 1, 1, 1)
-        return replace(fit, coc_targets=signed_coc_px(fit.depth[:, None], focus, batched_camera(camera, 5, b, (h, w))))
+        return replace(fit, coc_targets=_coc_targets(fit.depth, focus_distance, camera))
     if cfg.fit_stride < 1:
         raise ValueError(f"fit_stride must be >= 1, got {cfg.fit_stride}")
     # Callable from anywhere, e.g. a validation hook under inference mode: fit with autograd on copies.
@@ -352,7 +357,7 @@ def _fit_strided(
     fit = _fit(small, focus.clone(), cam_full.resize(hs, ws), cfg, on_step)
     up = lambda t: F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)  # noqa: E731
     depth = 1.0 / bounded_inverse_depth(up(inverse_depth_logit(1.0 / fit.depth, near, far, eps=1e-3)), near, far)
-    coc = signed_coc_px(depth[:, None], focus.to(stack).view(b, s, 1, 1, 1), batched_camera(cam_full, 5, b, (h, w)))
+    coc = _coc_targets(depth, focus, cam_full)
     return SplatFit(
         depth=depth, radiance=up(fit.radiance).clamp(0, 1), coc_targets=coc, confidence=up(fit.confidence).clamp(0, 1),
         residual=fit.residual,
@@ -423,7 +428,7 @@ def _fit(
             radiance, depth, focus, cam_full, backend=cfg.backend, num_layers=cfg.num_layers,
             sigma_per_coc=cfg.sigma_per_coc,
         )["image"]  # fmt: skip
-        coc = signed_coc_px(depth[:, None], focus.view(b, s, 1, 1, 1), batched_camera(cam_full, 5, b, (h, w)))
+        coc = _coc_targets(depth, focus, cam_full)
         conf = splat_confidence(
             rendered, depth, focus, cam_full, cfg.sigma_per_coc, cfg.confidence_rel_error, target=stack
         )
