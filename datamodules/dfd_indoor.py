@@ -299,12 +299,13 @@ class DFDIndoorDataset(StackDataset):
             height_px=cam.height_px, fx_px=fx, fy_px=fy, cx_px=cx, cy_px=cy,
         )  # fmt: skip
         twin = scale != 1 or self.twins_only
-        if twin and self.real_images is not None:  # the real photo's blur belongs to the captured depth: a twin
+        real_twin = twin and self.real_images is not None
+        if real_twin:  # the real photo's blur belongs to the captured depth: a twin
             lens = replace(lens, focus_distances_m=(*lens.focus_distances_m, self.real_focus_m))
         cache = self._cache_file(scene, lens.focus_distances_m, scale)
         stack = synthesize_stack_cached(img, fill_depth_holes(depth) * scale, lens, self.num_layers, cache)
         focus = list(lens.focus_distances_m)
-        if twin and self.real_images is not None and self.twin_base_blur_px > 0:
+        if real_twin and self.twin_base_blur_px > 0:
             stack = torch.as_tensor(stack).clone()
             stack[-1] = torch.round(_blurred(stack[-1], self.twin_base_blur_px) * 255) / 255  # 8 bits, as the photo
         if self.real_images is not None and not twin:
