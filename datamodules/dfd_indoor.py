@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -45,7 +44,7 @@ from torch import Tensor
 from datamodules.base import FocalStackDataModule, StackDataset, make_item, require_dir
 from datamodules.defocus import synthesize_stack_cached
 from sdgs.io import DataError, read_depth, read_image
-from sdgs.optics import DFD_INDOOR, Camera, get_camera
+from sdgs.optics import DFD_INDOOR, Camera, gaussian_psf_blur, get_camera
 
 __all__ = [
     "DFDIndoorDataset", "DFDIndoorDataModule", "dfd_pairs", "pair_by_timestamp", "fill_depth_holes", "real_partners",
@@ -168,10 +167,7 @@ def checked_depth_scales(depth_scales: Sequence[float], synthesized: bool) -> tu
 
 def _blurred(image: Tensor, sigma_px: float) -> Tensor:
     """``(3, H, W)`` image blurred by a Gaussian of ``sigma_px`` (kornia, as the synthesis; reflected borders)."""
-    import kornia
-
-    k = 2 * math.ceil(3 * sigma_px) + 1
-    return kornia.filters.gaussian_blur2d(image[None], (k, k), (sigma_px, sigma_px), border_type="reflect")[0]
+    return gaussian_psf_blur(image[None], sigma_px)[0]
 
 
 class DFDIndoorDataset(StackDataset):

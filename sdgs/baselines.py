@@ -10,7 +10,7 @@ import kornia
 import torch
 from torch import Tensor
 
-from sdgs.optics import SIGMA_PER_COC, Camera, batched_camera, inverse_depth_from_signed_coc
+from sdgs.optics import SIGMA_PER_COC, Camera, batched_camera, gaussian_psf_blur, inverse_depth_from_signed_coc
 
 __all__ = ["constant_depth", "depth_from_focus", "median_depth", "blur_sigma_one_image", "defocus_depth_one_image"]
 
@@ -68,17 +68,13 @@ def blur_sigma_one_image(
     grey = image.mean(1, keepdim=True)
     grad = lambda x: kornia.filters.spatial_gradient(x, mode="sobel").pow(2).sum(2).add(eps).sqrt()  # noqa: E731
     s0 = reblur_sigma_px
-    k = 2 * int(3 * s0) + 1
-    ratio = grad(grey) / grad(kornia.filters.gaussian_blur2d(grey, (k, k), (s0, s0), border_type="reflect"))
+    ratio = grad(grey) / grad(gaussian_psf_blur(grey, s0))
     _, edges = kornia.filters.canny(grey)
     valid = (edges > 0) & (ratio > 1.01)  # R <= 1: noise, not a blurred edge
     # the central-difference derivative itself widens an edge by a variance of 1/3 px^2 (a 2-px box): remove it
     var = s0**2 / (ratio.clamp_min(1.01) ** 2 - 1) - 1.0 / 3.0
     sigma = torch.where(valid, var.clamp_min(0).sqrt(), torch.zeros_like(ratio)).clamp(max=50)
-    ks = 2 * int(3 * spread_sigma_px) + 1
-    spread = lambda x: kornia.filters.gaussian_blur2d(  # noqa: E731
-        x, (ks, ks), (spread_sigma_px, spread_sigma_px), border_type="reflect"
-    )
+    spread = lambda x: gaussian_psf_blur(x, spread_sigma_px)  # noqa: E731
     weight = valid.to(image.dtype)
     return spread(sigma * weight) / spread(weight).clamp_min(1e-6)
 

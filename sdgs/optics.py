@@ -45,6 +45,7 @@ __all__ = [
     "depth_from_signed_coc",
     "inverse_depth_from_signed_coc",
     "coc_to_sigma_px",
+    "gaussian_psf_blur",
     "normalized_log_inverse_depth",
     "bounded_inverse_depth",
     "inverse_depth_logit",
@@ -448,3 +449,23 @@ def inverse_depth_logit(inverse_depth: Tensor, near_m: float, far_m: float, eps:
 def coc_to_sigma_px(coc: Tensor | float, sigma_per_coc: float = SIGMA_PER_COC) -> Tensor | float:
     """Gaussian PSF standard deviation (px) of a CoC diameter (px): ``sigma = sigma_per_coc * |c|``."""
     return sigma_per_coc * (coc.abs() if isinstance(coc, Tensor) else abs(coc))
+
+
+def gaussian_psf_blur(image: Tensor, sigma_px: float | Tensor, border_type: str = "reflect") -> Tensor:
+    """``image`` ``(N, C, H, W)`` blurred by a Gaussian PSF of ``sigma_px`` (px): one float, or ``(N,)``, one per image.
+
+    The one Gaussian blur of the repo (kornia's ``gaussian_blur2d``): its kernel spans ``±ceil(3 σ)`` px of the
+    largest σ (at least 3 taps), so every caller cuts the PSF at the same 3 σ. σ is clamped to 1e-3 px (σ = 0
+    is the identity up to float rounding).
+    """
+    import kornia
+
+    sigma = torch.as_tensor(sigma_px, dtype=image.dtype, device=image.device).clamp_min(1e-3)
+    if sigma.ndim == 0:
+        sigma = sigma.expand(image.shape[0])
+    if sigma.shape != (image.shape[0],):
+        raise ValueError(f"sigma_px: one float or one value per image ({image.shape[0]},), got {tuple(sigma.shape)}")
+    r = max(1, math.ceil(3 * float(sigma.max())))
+    return kornia.filters.gaussian_blur2d(
+        image, (2 * r + 1,) * 2, sigma[:, None].expand(-1, 2).contiguous(), border_type=border_type
+    )

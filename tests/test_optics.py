@@ -16,6 +16,7 @@ from sdgs.optics import (
     coc_px,
     coc_to_sigma_px,
     depth_from_signed_coc,
+    gaussian_psf_blur,
     get_camera,
     signed_coc_px,
 )
@@ -115,6 +116,22 @@ def test_sigma_convention_blurs_a_point_like_the_disc_it_stands_for() -> None:
     var_y, var_x, _ = _second_moments(img["image"][0, 0])
     assert var_y == pytest.approx((0.3 * c) ** 2, rel=0.02) and var_x == pytest.approx((0.3 * c) ** 2, rel=0.02)
     assert SIGMA_PER_COC * abs(-c) == coc_to_sigma_px(torch.tensor(-c))  # sign-blind
+
+
+def test_gaussian_psf_blur_has_the_asked_sigma_per_image() -> None:
+    """The one Gaussian blur: a point spreads to variance σ² (3σ cut: within 3 %), energy kept, σ per image."""
+    point = torch.zeros(2, 1, 41, 41, dtype=torch.float64)
+    point[..., 20, 20] = 1.0
+    out = gaussian_psf_blur(point, torch.tensor([1.5, 3.0]))
+    for img, sigma in zip(out[:, 0], (1.5, 3.0)):
+        var_y, var_x, mass = _second_moments(img)
+        assert var_y == pytest.approx(sigma**2, rel=0.03) and var_x == pytest.approx(sigma**2, rel=0.03)
+        assert mass == pytest.approx(1.0, rel=1e-3)
+    # one float for the batch = the same σ per image; a tiny σ is the identity
+    torch.testing.assert_close(gaussian_psf_blur(point, 3.0)[1], out[1])
+    torch.testing.assert_close(gaussian_psf_blur(point, 0.0), point)
+    with pytest.raises(ValueError, match="one value per image"):
+        gaussian_psf_blur(point, torch.tensor([1.0, 2.0, 3.0]))
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from sdgs.models.unet import UNet
 from sdgs.optics import (
     Camera,
     bounded_inverse_depth,
+    gaussian_psf_blur,
     inverse_depth_logit,
     normalized_log_inverse_depth,
     signed_coc_from_inverse_depth,
@@ -70,8 +71,7 @@ def reblur_features(image: Tensor, sigmas_px: tuple[float, ...] = REBLUR_SIGMAS_
     sharp = energy(grey)
     ratios = []
     for sigma in sigmas_px:
-        k = 2 * round(3 * sigma) + 1
-        blurred = kornia.filters.gaussian_blur2d(grey, (k, k), (sigma, sigma), border_type="reflect")
+        blurred = gaussian_psf_blur(grey, sigma)
         ratios.append((energy(blurred) / sharp).clamp(1e-3, 1.0).log() / 2 + 1)
     return torch.cat(ratios, 1)
 

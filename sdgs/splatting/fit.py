@@ -45,6 +45,7 @@ from sdgs.optics import (
     batched_camera,
     bounded_inverse_depth,
     coc_to_sigma_px,
+    gaussian_psf_blur,
     inverse_depth_logit,
     lens_gain_px,
     signed_coc_px,
@@ -182,13 +183,6 @@ def sharpness_composite(stack: Tensor, power: float = 2.0) -> Tensor:
     return (weight * stack).sum(1) / weight.sum(1)
 
 
-def _blur_per_sample(img: Tensor, sigma: Tensor) -> Tensor:
-    """Gaussian blur with one sigma (px) per sample; sigma ``(N,)``; kernel support 3 sigma."""
-    sigma = sigma.clamp_min(1e-3)
-    r = max(1, math.ceil(3 * float(sigma.max())))
-    return kornia.filters.gaussian_blur2d(img, (2 * r + 1,) * 2, sigma[:, None].expand(-1, 2).contiguous())
-
-
 def _inv_bounds(camera: Camera) -> tuple[float, float]:
     near, far = camera.depth_range_m
     return 1.0 / far, 1.0 / near
@@ -222,7 +216,7 @@ def plane_sweep(stack: Tensor, focus: Tensor, camera: Camera, radiance: Tensor, 
     errors = []
     for inv in planes:
         sig = coc_to_sigma_px(signed_coc_px(1.0 / inv, focus[:, :, None], cam), cfg.sigma_per_coc)  # (B,S,1)
-        pred = _blur_per_sample(radiance[:, None].expand(b, s, c, h, w).reshape(-1, c, h, w), sig.reshape(-1))
+        pred = gaussian_psf_blur(radiance[:, None].expand(b, s, c, h, w).reshape(-1, c, h, w), sig.reshape(-1))
         errors.append((pred.reshape(b, s, c, h, w) - stack).abs().mean((1, 2))[:, None])  # (B,1,H,W)
     err = torch.cat(errors, 1)  # (B,J,H,W)
     k = cfg.sweep_window
