@@ -13,7 +13,7 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, Î
   synthetic and real blur);
 * the no-defocus control (``dfd_indoor_no_defocus.yaml``): the same training with the nearly sharp f/8 photo
   as the networks' input, tested on f/8 photos;
-* the same recipe trained with another seed (how much of a difference between rows is the training's noise);
+* the same recipe trained with two other seeds (how much of a difference between rows is the training's noise);
 * ablations: the student of the wider-window teacher (also with moved copies at 0.7x and 1.4x only); random
   432x432 training crops (every view of a room a different window of it); re-blur inputs; no real photo in
   training (``data.real_in_training=false``: each captured room's real photo replaced by its twin, as the moved
@@ -22,8 +22,9 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, Î
   (``data.real_in_teacher=false``: the networks still learn from the real photo); fewer moved copies of the
   training rooms (0.7x and 1.4x only), a wider range of them (0.5x to 2.8x, the same mean distance), none (the
   captured rooms only; also for the supervised bound and the control), and, on the captured rooms only, without
-  the weights' moving average (at full and half the steps, and with ``model.reblur_inputs``); the headline model
-  without the test-time flip average. The ablations whose command sets ``twin_base_blur_px=0`` were trained with
+  the weights' moving average (at full and half the steps, and with ``model.reblur_inputs``); both networks at
+  1/8 of the resolution instead of 1/4 (``model.net_stride=8``); the headline model without the test-time flip
+  average and without the output smoothing. The ablations whose command sets ``twin_base_blur_px=0`` were trained with
   sharp twins; the captured rooms alone have no twins;
 * no learning, one image: the blur of one photo (Zhuo & Sim 2011) through the thin lens, far of focus assumed;
 * no learning, a focal stack: the splatting stage (the teacher) and depth from focus on the training
@@ -31,6 +32,13 @@ protocol: 1e-3 < GT < 10 m, prediction clamped to that range, per-image means, Î
   configuration's settings (the library's sweep defaults) and, as ablations, with the wider sweep window the
   tuning below found best on training scenes and with the other ``data.real_in_teacher``;
 * the constant: median ground-truth depth of the training scenes.
+
+Every network row is smoothed as ``sdgs predict`` smooths the headline model's output (the training
+configuration's ``model.predict_smooth_px``, a Gaussian on log depth) unless the row says otherwise; each row
+records its ``smooth_px``. ``dev_fold`` (:func:`dev_fold`) is where that Ïƒ comes from: the headline recipe
+trained without the 8 training scenes just before the validation ones (``runs/dfd_indoor-fold``), scored on
+those 8 with each Ïƒ of :data:`SMOOTH_GRID_PX`. ``diagnosis`` also gives each prediction's AbsRel flattened to
+one depth, its own median: how much the shape a network draws inside a room is worth.
 
 ``teacher_tuning``: the teacher's sweep variants on every fourth TRAINING scene (ground truth of training scenes
 may tune this no-learning stage; the validation scenes above play no part). The training configuration keeps
@@ -74,7 +82,7 @@ from sdgs.baselines import constant_depth, defocus_depth_one_image, depth_from_f
 from sdgs.cli.lightning import parse_config
 from sdgs.lit.module import SDGSModule, read_checkpoint
 from sdgs.metrics import DepthMetrics, per_image_depth_errors
-from sdgs.optics import DFD_INDOOR
+from sdgs.optics import DFD_INDOOR, gaussian_psf_blur
 from sdgs.predict import predict_photo
 from sdgs.splatting import SplatFitConfig, fit_batch
 
@@ -93,50 +101,61 @@ TEACHER_VARIANTS = {
     "window 63 px": {"sweep_window": 63, "sweep_guided_eps": 1e-3},
 }
 
+#: the dev fold: a model trained as the headline but on the training scenes less the last ones before the
+#: validation scenes (``val_fraction`` 0.2 instead of 0.1), scored on those: where ``model.predict_smooth_px``
+#: is chosen, so the validation scenes play no part in it
+DEV_FOLD_RUN = "runs/dfd_indoor-fold"
+DEV_FOLD_VAL_FRACTION = 0.2
+#: the output smoothings (Gaussian Ïƒ, px at 645 px width, in log depth) the dev fold compares
+SMOOTH_GRID_PX = (0.0, 4.0, 8.0, 16.0, 24.0, 32.0, 48.0, 64.0)
+
 #: label -> (run folder, the photos it is tested on: "N2_8" real f/2.8, "N8" f/8, "synth" synthesised at 1.7 m,
-#: whether the mirrored photo's prediction is averaged in, as ``sdgs predict`` does)
+#: ``predict_photo`` options that differ from ``sdgs predict``'s: {} = as ``sdgs predict`` runs the model)
 MODELS = {
-    "sdgs self-supervised, real f/2.8 photo": ("runs/dfd_indoor-ckpt", "N2_8", True),
-    "same model, without the flip average": ("runs/dfd_indoor-ckpt", "N2_8", False),
-    "same model, blur synthesised at 1.7 m": ("runs/dfd_indoor-ckpt", "synth", True),
-    "sdgs supervised (upper bound), real f/2.8 photo": ("runs/dfd_indoor-supervised", "N2_8", True),
-    "no-defocus control: the same training on f/8 photos": ("runs/dfd_indoor-no-defocus", "N8", True),
-    "same recipe, training seed 1": ("runs/dfd_indoor-seed1", "N2_8", True),
+    "sdgs self-supervised, real f/2.8 photo": ("runs/dfd_indoor-ckpt", "N2_8", {}),
+    "same model, without the flip average": ("runs/dfd_indoor-ckpt", "N2_8", {"flip_average": False}),
+    "same model, without the output smoothing": ("runs/dfd_indoor-ckpt", "N2_8", {"smooth_px": 0.0}),
+    "same model, blur synthesised at 1.7 m": ("runs/dfd_indoor-ckpt", "synth", {}),
+    "sdgs supervised (upper bound), real f/2.8 photo": ("runs/dfd_indoor-supervised", "N2_8", {}),
+    "no-defocus control: the same training on f/8 photos": ("runs/dfd_indoor-no-defocus", "N8", {}),
+    "same recipe, training seed 1": ("runs/dfd_indoor-seed1", "N2_8", {}),
+    "same recipe, training seed 2": ("runs/dfd_indoor-seed2", "N2_8", {}),
     "ablation: twins without the photos' own blur (data.twin_base_blur_px=0)": (
         "runs/dfd_indoor-no-twin-blur",
         "N2_8",
-        True,
+        {},
     ),
     "ablation: twins without the photos' own blur, training seed 1": (
         "runs/dfd_indoor-no-twin-blur-seed1",
         "N2_8",
-        True,
+        {},
     ),
-    "ablation: teacher with the wider sweep window (31 px, eps 3e-2)": ("runs/dfd_indoor-w31", "N2_8", True),
+    "ablation: teacher with the wider sweep window (31 px, eps 3e-2)": ("runs/dfd_indoor-w31", "N2_8", {}),
     "ablation: the wider-window teacher, moved copies at 0.7x and 1.4x only": (
         "runs/dfd_indoor-w31-scales3",
         "N2_8",
-        True,
+        {},
     ),
-    "ablation: random 432x432 training crops (full height)": ("runs/dfd_indoor-crop432", "N2_8", True),
-    "ablation: re-blur inputs (Zhuo & Sim ratios)": ("runs/dfd_indoor-reblur", "N2_8", True),
-    "ablation: no real photo in training (synthesised twins only)": ("runs/dfd_indoor-twins", "N2_8", True),
+    "ablation: both networks at 1/8 resolution (model.net_stride=8)": ("runs/dfd_indoor-stride8", "N2_8", {}),
+    "ablation: random 432x432 training crops (full height)": ("runs/dfd_indoor-crop432", "N2_8", {}),
+    "ablation: re-blur inputs (Zhuo & Sim ratios)": ("runs/dfd_indoor-reblur", "N2_8", {}),
+    "ablation: no real photo in training (synthesised twins only)": ("runs/dfd_indoor-twins", "N2_8", {}),
     "ablation: the teacher fits the synthesised images only, not the real photo": (
         "runs/dfd_indoor-noreal-teacher",
         "N2_8",
-        True,
+        {},
     ),
-    "ablation: moved copies at 0.7x and 1.4x only": ("runs/dfd_indoor-scales-0.7-1.4", "N2_8", True),
-    "ablation: moved copies over a wider range (0.5x to 2.8x)": ("runs/dfd_indoor-scales6", "N2_8", True),
-    "ablation: captured rooms only (no moved copies)": ("runs/dfd_indoor-captured", "N2_8", True),
-    "ablation: captured rooms only, supervised": ("runs/dfd_indoor-supervised-captured", "N2_8", True),
-    "ablation: captured rooms only, no-defocus control": ("runs/dfd_indoor-no-defocus-captured", "N8", True),
-    "ablation: captured rooms only, without the weight average": ("runs/dfd_indoor-ckpt-noema", "N2_8", True),
-    "ablation: captured rooms only, no weight average, half the steps": ("runs/dfd_indoor-300", "N2_8", True),
+    "ablation: moved copies at 0.7x and 1.4x only": ("runs/dfd_indoor-scales-0.7-1.4", "N2_8", {}),
+    "ablation: moved copies over a wider range (0.5x to 2.8x)": ("runs/dfd_indoor-scales6", "N2_8", {}),
+    "ablation: captured rooms only (no moved copies)": ("runs/dfd_indoor-captured", "N2_8", {}),
+    "ablation: captured rooms only, supervised": ("runs/dfd_indoor-supervised-captured", "N2_8", {}),
+    "ablation: captured rooms only, no-defocus control": ("runs/dfd_indoor-no-defocus-captured", "N8", {}),
+    "ablation: captured rooms only, without the weight average": ("runs/dfd_indoor-ckpt-noema", "N2_8", {}),
+    "ablation: captured rooms only, no weight average, half the steps": ("runs/dfd_indoor-300", "N2_8", {}),
     "ablation: captured rooms only, no weight average, half the steps, + re-blur inputs": (
         "runs/dfd_indoor-300-reblur",
         "N2_8",
-        True,
+        {},
     ),
 }
 #: ``--quick`` (``make bench-quick``, ``bench/quick_tier.py``): the README's model rows (headline, synthesised
@@ -149,10 +168,10 @@ QUICK_RUNS = {
     "runs/quick-dfd_indoor-no-defocus": "lightning_configs/dfd_indoor_no_defocus.yaml",
 }
 QUICK_MODELS = {
-    "sdgs self-supervised, real f/2.8 photo (quick tier)": ("runs/quick-dfd_indoor", "N2_8", True),
-    "same model, blur synthesised at 1.7 m (quick tier)": ("runs/quick-dfd_indoor", "synth", True),
-    "sdgs supervised (upper bound), real f/2.8 photo (quick tier)": ("runs/quick-dfd_indoor-supervised", "N2_8", True),
-    "no-defocus control, f/8 photos (quick tier)": ("runs/quick-dfd_indoor-no-defocus", "N8", True),
+    "sdgs self-supervised, real f/2.8 photo (quick tier)": ("runs/quick-dfd_indoor", "N2_8", {}),
+    "same model, blur synthesised at 1.7 m (quick tier)": ("runs/quick-dfd_indoor", "synth", {}),
+    "sdgs supervised (upper bound), real f/2.8 photo (quick tier)": ("runs/quick-dfd_indoor-supervised", "N2_8", {}),
+    "no-defocus control, f/8 photos (quick tier)": ("runs/quick-dfd_indoor-no-defocus", "N8", {}),
 }
 _FIT = "sdgs fit --config lightning_configs/dfd_indoor.yaml"
 _NO_EMA = "(dfd_indoor.yaml without its EMAWeightAveraging callback) "
@@ -165,6 +184,10 @@ MAKE = {
     "runs/dfd_indoor-supervised": f"{_FIT} {_SUP}",
     "runs/dfd_indoor-no-defocus": f"{_FIT} {_CTL}",
     "runs/dfd_indoor-seed1": f"{_FIT} --seed_everything=1 --trainer.default_root_dir=runs/dfd_indoor-seed1",
+    "runs/dfd_indoor-seed2": f"{_FIT} --seed_everything=2 --trainer.default_root_dir=runs/dfd_indoor-seed2",
+    DEV_FOLD_RUN: f"{_FIT} --data.init_args.val_fraction={DEV_FOLD_VAL_FRACTION} "
+    f"--trainer.default_root_dir={DEV_FOLD_RUN}",
+    "runs/dfd_indoor-stride8": f"{_FIT} --model.net_stride=8 --trainer.default_root_dir=runs/dfd_indoor-stride8",
     "runs/dfd_indoor-w31": f"{_SHARP} --splat.sweep_window=31 --splat.sweep_guided_eps=0.03 "
     "--trainer.default_root_dir=runs/dfd_indoor-w31",
     "runs/dfd_indoor-w31-scales3": f"{_SHARP} --data.init_args.depth_scales=[1.0,0.7,1.4] "
@@ -252,7 +275,9 @@ def log_slope(x: torch.Tensor, y: torch.Tensor) -> float:
 
 def scale_split(preds: list[torch.Tensor], gts: list[torch.Tensor]) -> dict:
     """Where the error lies: each scene's scale, median GT / median prediction over pixels with depth > 0, and
-    the AbsRel left once each prediction is rescaled by it (the error of the depth's shape alone).
+    the AbsRel left once each prediction is rescaled by it (the error of the depth's shape alone). And the
+    AbsRel of each prediction flattened to one depth, its own median (no ground truth read): lower than the
+    prediction's when the shape it predicts within a room costs more than it gains.
 
     Across scenes: the scales' geometric mean (the model's bias; > 1: too near) and the least-squares slope of
     log median prediction on log median GT (1: each room's own scale is read; 0: one depth for every room).
@@ -264,6 +289,7 @@ def scale_split(preds: list[torch.Tensor], gts: list[torch.Tensor]) -> dict:
     return {
         "scale_gt_over_pred": [round(r, 3) for r in ratios],
         "abs_rel_after_per_scene_scale": shape,
+        "abs_rel_flat_at_own_median": score([torch.full_like(p, float(p.median())) for p in preds], gts)["abs_rel"],
         "scale_bias": round(float((gt_med / pred_med).log().mean().exp()), 3),
         "scale_slope": log_slope(gt_med, pred_med),
     }
@@ -284,16 +310,16 @@ def moved_rooms(dm: DFDIndoorDataModule) -> list[dict]:
     return [moved.load(i) for i in range(len(moved))]
 
 
-def scale_response(model: SDGSModule, items: list[dict], flip: bool) -> dict:
+def scale_response(model: SDGSModule, items: list[dict], **predict_opts) -> dict:
     """Does the prediction follow the blur? The same held-out rooms moved ``k`` times farther (``moved_rooms``):
     per ``k``, the geometric mean over rooms of median prediction / the captured room's median prediction
     (ideal: ``k``), the AbsRel, and the slope of log prediction on log ``k`` (1: depth follows the blur; 0: the
-    room's look alone sets it)."""
+    room's look alone sets it). ``predict_opts``: :func:`~sdgs.predict.predict_photo`'s."""
     n = len(items) // len(RESPONSE_SCALES)
     preds = [
         torch.from_numpy(
             predict_photo(model, x["stack"][-1].permute(1, 2, 0).numpy(), float(x["focus_distance"][-1]), DFD_INDOOR,
-                          flip_average=flip)
+                          **predict_opts)
         )[None]
         for x in items
     ]  # fmt: skip
@@ -307,6 +333,38 @@ def scale_response(model: SDGSModule, items: list[dict], flip: bool) -> dict:
                     for j in range(len(RESPONSE_SCALES))],
         "slope": log_slope(k, rel),
     }  # fmt: skip
+
+
+def dev_fold(data_dir: str, validation: list[str], ckpt: Path) -> dict:
+    """Score the dev-fold model ``ckpt`` on the dev scenes (held out of its training, not among the ``validation``
+    names) with each :data:`SMOOTH_GRID_PX` output smoothing, beside the constant of its own training scenes.
+    ``chosen_px``: the Ïƒ of the lowest AbsRel (the smaller Ïƒ on a tie)."""
+    dm = DFDIndoorDataModule(data_dir, aperture="N2_8", val_fraction=DEV_FOLD_VAL_FRACTION, batch_size=1)
+    held = dm.dataset("val")
+    dev = [i for i in range(len(held)) if held.pairs[i][1].name not in set(validation)]
+    if not dev:
+        raise RuntimeError(f"no dev scenes: val_fraction {DEV_FOLD_VAL_FRACTION} holds out the validation scenes only")
+    items = [held.load(i) for i in dev]
+    gts = [x["depth"] for x in items]
+    const = constant_depth(dm.dataset("train"), max_samples=10_000)
+    model = SDGSModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    scores = {}
+    for sigma in SMOOTH_GRID_PX:
+        preds = [
+            torch.from_numpy(predict_photo(model, x["stack"][0].permute(1, 2, 0).numpy(), float(x["focus_distance"][0]),
+                                           DFD_INDOOR, smooth_px=sigma))[None]
+            for x in items
+        ]  # fmt: skip
+        scores[f"{sigma:g}"] = score(preds, gts)
+    chosen = min(SMOOTH_GRID_PX, key=lambda s: (scores[f"{s:g}"]["abs_rel"], s))
+    return {
+        "run": str(ckpt.parents[1]),
+        "training_scenes": len(dm.dataset("train").pairs),
+        "scenes": [held.pairs[i][1].name.removesuffix(".png") for i in dev],
+        "constant": {**score([torch.full_like(g, const) for g in gts], gts), "note": f"{const:.3f} m"},
+        "smooth_px": scores,
+        "chosen_px": chosen,
+    }
 
 
 def training_setup() -> tuple[dict, SplatFitConfig]:
@@ -409,7 +467,7 @@ def real_blur_vs_lens(ds: DFDIndoorDataset, bins: int = 15, border: int = 10) ->
         depth = torch.from_numpy(read_depth(depth_path))
         dy, dx = register_shift(sharp.numpy(), real.numpy())
         shifts.append((dy, dx))
-        smooth = lambda t: kornia.filters.gaussian_blur2d(t[None, None], (31, 31), (8.0, 8.0))[0, 0]  # noqa: E731
+        smooth = lambda t: gaussian_psf_blur(t[None, None], 8.0)[0, 0]  # noqa: E731
         gain = torch.linalg.lstsq(
             torch.stack([smooth(sharp).flatten(), torch.ones(sharp.numel())], 1), smooth(real).flatten()[:, None]
         ).solution.flatten()
@@ -426,10 +484,9 @@ def real_blur_vs_lens(ds: DFDIndoorDataset, bins: int = 15, border: int = 10) ->
         count += [int(m.sum()) for m in masks]
         for kind, source in (("as captured", sharp), ("registered", shifted(sharp, dy, dx))):
             for j, sigma in enumerate(BLUR_SIGMAS_PX):
-                k = 2 * int(np.ceil(3 * sigma)) + 1
                 out = source[None, None]
                 if sigma > 0:
-                    out = kornia.filters.gaussian_blur2d(out, (k, k), (sigma, sigma), border_type="reflect")
+                    out = gaussian_psf_blur(out, sigma)
                 sq = kornia.filters.box_blur((out - real).pow(2), (5, 5))[0, 0]
                 err[kind][:, j] += [float(sq[m].sum()) for m in masks]
     sig = np.asarray(BLUR_SIGMAS_PX)
@@ -573,7 +630,11 @@ def main() -> None:
     moved = [] if args.quick else moved_rooms(dms["synth"])
     earlier = carried_rows(Path(args.out)) if args.carry else {}
     missing, photos, figure_preds = {}, [], []
-    for label, (run, kind, flip) in models.items():
+    # every network with the training configuration's output smoothing unless its row says otherwise, so rows
+    # compare networks (sdgs predict reads a checkpoint's own model.predict_smooth_px)
+    smooth = float(parse_config(["--config", TRAINING_CONFIG]).model.predict_smooth_px)
+    for label, (run, kind, row_opts) in models.items():
+        opts = {"smooth_px": smooth, **row_opts}
         ckpt = Path(args.runs) / run / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
             if label in earlier:
@@ -586,17 +647,27 @@ def main() -> None:
         preds = []  # the f/8 control keeps the f/2.8 camera label it was trained with
         for x in items[kind]:
             rgb = x["stack"][0].permute(1, 2, 0).numpy()
-            depth = predict_photo(model, rgb, float(x["focus_distance"][0]), DFD_INDOOR, flip_average=flip)
+            depth = predict_photo(model, rgb, float(x["focus_distance"][0]), DFD_INDOOR, **opts)
             preds.append(torch.from_numpy(depth)[None])
         steps = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
         note = f"{run}, {steps} training steps{recipe_note(ckpt.parents[1], stacks)}"
-        rows[label] = {**score(preds, gts), "note": note, "command": MAKE[run]}
+        rows[label] = {**score(preds, gts), "note": note, "command": MAKE[run], "smooth_px": opts["smooth_px"]}
         rows[label]["diagnosis"] = scale_split(preds, gts)
-        if moved and kind == "N2_8" and flip:  # networks of the f/2.8 photo, as sdgs predict runs them
-            rows[label]["scale_response"] = scale_response(model, moved, flip)
+        if moved and kind == "N2_8" and not row_opts:  # networks of the f/2.8 photo, as sdgs predict runs them
+            rows[label]["scale_response"] = scale_response(model, moved, smooth_px=smooth)
         if label == next(iter(models)):
             photos = [real[i]["stack"][0].permute(1, 2, 0).numpy() for i in args.figure_scenes]
             figure_preds = [preds[i][0].numpy() for i in args.figure_scenes]
+    fold_ckpt = Path(args.runs) / DEV_FOLD_RUN / "checkpoints" / "last.ckpt"
+    previous = json.loads(Path(args.out).read_text()) if args.carry and Path(args.out).is_file() else {}
+    if args.quick:
+        dev = None
+    elif fold_ckpt.is_file():
+        dev = {**dev_fold(args.data_dir, names["N2_8"], fold_ckpt), "config_px": smooth}
+    elif previous.get("dev_fold"):
+        dev = {**previous["dev_fold"], "carried": previous["dev_fold"].get("carried", previous.get("date"))}
+    else:
+        dev, missing["dev fold"] = None, f"{fold_ckpt} not found: {MAKE[DEV_FOLD_RUN]}"
     if figure_preds and not args.quick:
         figure(Path(args.figure), photos, figure_preds, [gts[i][0].numpy() for i in args.figure_scenes], rows)
     base = rows["constant (median training depth)"]
@@ -609,13 +680,15 @@ def main() -> None:
             "camera": "dfd_indoor: f 35 mm, real photos at f/2.8 (N2_8) or f/8 (N8), focus 1.7 m, 36 um pixels",
             "protocol": "Eigen: every pixel with 1e-3 < GT < 10 m (all depth > 0), prediction clamped to that range, "
             "per-image means, delta as fractions; networks through sdgs.predict.predict_photo (the photo and its "
-            "mirror image averaged in log depth unless a row says otherwise)",
+            "mirror image averaged in log depth, then smoothed as the row's smooth_px says: the training "
+            "configuration's model.predict_smooth_px unless the row says otherwise)",
             "rows": rows,
             "ratios_to_constant": {
                 label: {k: round(r[k] / base[k], 3) for k in ("abs_rel", "rmse")}
                 for label, r in rows.items()
                 if label != "constant (median training depth)"
             },
+            "dev_fold": dev,
             "scene_median_depth_m": scene_medians,
             "teacher_settings": {k: v for k, v in asdict(teacher_cfg).items() if k.startswith(TEACHER_KEYS)},
             "teacher_tuning": None if args.quick else teacher_tuning(dms["stack"], teacher_cfg),

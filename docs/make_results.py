@@ -114,6 +114,15 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- row sources
+def _carried_note(row: dict) -> str:
+    """`` (measured DATE; not re-run…)`` for a row carried from an earlier run, else ``""``; rows measured before
+    the output smoothing existed (no ``smooth_px``) say they had none."""
+    if "carried" not in row:
+        return ""
+    unsmoothed = "; without the output smoothing" if "smooth_px" not in row else ""
+    return f" (measured {row['carried'][:10]}; not re-run{unsmoothed})"
+
+
 def real_rows(src: dict, readme: bool = False) -> list[Row]:
     """``bench/real.json``: ``{"data", "protocol", "rows": {label: {abs_rel, rmse, delta1 (fraction), input?,
     note?, carried?}}}``. ``readme``: without the ablation rows (:data:`README_SKIPS_REAL`)."""
@@ -127,7 +136,7 @@ def real_rows(src: dict, readme: bool = False) -> list[Row]:
             m.get("abs_rel"),
             m.get("rmse"),
             delta1_percent(m.get("delta1"), real["protocol"]),
-            m.get("note", "") + (f" (measured {m['carried'][:10]}; not re-run)" if "carried" in m else ""),
+            m.get("note", "") + _carried_note(m),
         )
         for label, m in real["rows"].items()
         if not (readme and label.startswith(README_SKIPS_REAL))
@@ -244,13 +253,16 @@ def section_real(src: dict) -> list[str]:
             "median GT / median prediction (what is left is the error of the depth map's shape), and those "
             "per-scene scales (> 1: the prediction is too near); across the scenes, their geometric mean (the "
             "model's bias) and the slope of log median prediction on log median GT (1: the model reads each "
-            "room's own scale; 0: it gives every room one depth).",
+            "room's own scale; 0: it gives every room one depth). *Flattened*: the AbsRel of each prediction replaced "
+            "by one depth, its own median (no ground truth read); below the prediction's AbsRel, the shape the "
+            "network draws inside a room costs more than it gains.",
             "",
             *table(
-                ["method", "AbsRel", "AbsRel after per-scene scale", "per-scene scale GT / prediction", "bias",
-                 "slope"],
+                ["method", "AbsRel", "flattened", "AbsRel after per-scene scale", "per-scene scale GT / prediction",
+                 "bias", "slope"],
                 [
-                    [label, fmt(real["rows"][label]["abs_rel"]), fmt(d["abs_rel_after_per_scene_scale"]),
+                    [label, fmt(real["rows"][label]["abs_rel"]), fmt(d.get("abs_rel_flat_at_own_median")),
+                     fmt(d["abs_rel_after_per_scene_scale"]),
                      " ".join(f"{r:.2f}" for r in d["scale_gt_over_pred"]), fmt(d.get("scale_bias"), 2),
                      fmt(d.get("scale_slope"), 2)]
                     for label, d in diagnosed.items()
@@ -285,6 +297,28 @@ def section_real(src: dict) -> list[str]:
                     [label, *(f"{v:.2f}" for v in r["prediction_over_captured"]), fmt(r["slope"], 2),
                      " / ".join(fmt(a) for a in r["abs_rel"])]
                     for label, r in responses.items()
+                ],
+            ),
+        ]  # fmt: skip
+    if dev := real.get("dev_fold"):
+        const = dev["constant"]
+        lines += [
+            "",
+            f"**The output smoothing, chosen on a dev fold** (`{dev['run']}`: the headline recipe trained on the "
+            f"first {dev['training_scenes']} training scenes, scored on the next {len(dev['scenes'])}, which it "
+            "never saw; the validation scenes play no part). Gaussian σ (px at 645 px width) applied to the "
+            "predicted log depth; the constant of the fold's training scenes on those scenes: AbsRel "
+            f"{fmt(const['abs_rel'])}, RMSE {fmt(const['rmse'])} m, δ1 "
+            f"{fmt(delta1_percent(const['delta1'], real['protocol']), 1)} %. Chosen: σ = {dev['chosen_px']:g} px "
+            f"(lowest AbsRel); the training configuration's `model.predict_smooth_px`: {dev.get('config_px', 0):g} px"
+            + (f" (measured {dev['carried'][:10]}; not re-run)" if "carried" in dev else "")
+            + ".",
+            "",
+            *table(
+                ["σ (px)", "AbsRel ↓", "RMSE (m) ↓", "δ1 (%) ↑"],
+                [
+                    [sigma, fmt(m["abs_rel"]), fmt(m["rmse"]), fmt(delta1_percent(m["delta1"], real["protocol"]), 1)]
+                    for sigma, m in dev["smooth_px"].items()
                 ],
             ),
         ]  # fmt: skip

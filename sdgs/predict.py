@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sdgs.optics import gaussian_psf_blur
+
 __all__ = ["predict_photo"]
 
 
@@ -19,6 +21,7 @@ def predict_photo(
     camera,
     device: str | torch.device = "cpu",
     flip_average: bool = True,
+    smooth_px: float | None = None,
 ) -> np.ndarray:
     """Depth (m) ``(H, W)`` of one photo ``rgb`` ``(H, W, 3)`` in [0, 1], as ``sdgs predict`` computes it.
 
@@ -26,6 +29,9 @@ def predict_photo(
     predicted by ``model`` (an :class:`~sdgs.lit.module.SDGSModule` in eval mode) and the depth resized back.
     With ``flip_average`` the mirrored photo is predicted too and the two depths are averaged in log depth
     (the usual test-time flip of monocular depth; defocus is mirror-symmetric, the principal point centred).
+    ``smooth_px``: Gaussian σ (px at the camera's width) applied to log depth before resizing back; None = the
+    model's own ``predict_smooth_px`` (0 for a model without one). A single photo's blur says little at the
+    scale of texture; the real-photo model's value and how it was chosen: ``lightning_configs/dfd_indoor.yaml``.
     """
     h, w = rgb.shape[:2]
     img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device)
@@ -40,6 +46,12 @@ def predict_photo(
         if flip_average:
             mirrored = model.predict_depth(small.flip(-1), focus, cam_batch)["depth"].flip(-1)
             depth = torch.exp(0.5 * (depth.log() + mirrored.log()))
+        if smooth_px is None:
+            smooth_px = float(getattr(model, "hparams", {}).get("predict_smooth_px", 0.0))
+        if smooth_px < 0:
+            raise ValueError(f"smooth_px must be >= 0 (a Gaussian sigma in px), got {smooth_px}")
+        if smooth_px > 0:
+            depth = gaussian_psf_blur(depth.log(), smooth_px).exp()
     if depth.shape[-2:] != (h, w):
         depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)
     return depth[0, 0].cpu().numpy()

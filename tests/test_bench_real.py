@@ -10,19 +10,24 @@ import torch
 import yaml
 
 from bench.real import (
+    DEV_FOLD_RUN,
     RESPONSE_SCALES,
+    SMOOTH_GRID_PX,
     TEACHER_VARIANTS,
     TRAINING_CONFIG,
     carried_rows,
+    dev_fold,
     other_real_fit,
     real_blur_vs_lens,
     recipe_note,
     register_shift,
     scale_response,
     scale_split,
+    score,
     shifted,
     training_setup,
 )
+from sdgs.lit.module import SDGSModule
 from sdgs.splatting import SplatFitConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,8 +67,11 @@ def test_scale_split_reads_bias_and_slope() -> None:
     exact = scale_split([g * 0.5 + (g == 0) for g in gts], gts)  # every room twice too near, shape exact
     assert exact["scale_gt_over_pred"] == [2.0, 2.0, 2.0] and exact["scale_bias"] == 2.0
     assert exact["scale_slope"] == 1.0 and exact["abs_rel_after_per_scene_scale"] == pytest.approx(0.0, abs=1e-4)
-    flat = scale_split([torch.full_like(g, 2.0) for g in gts], gts)  # one depth for every room
+    assert exact["abs_rel_flat_at_own_median"] > 0.2  # the rooms' shape is right: flattening it costs
+    one_depth = [torch.full_like(g, 2.0) for g in gts]
+    flat = scale_split(one_depth, gts)  # one depth for every room
     assert flat["scale_slope"] == 0.0
+    assert flat["abs_rel_flat_at_own_median"] == score(one_depth, gts)["abs_rel"]  # already flat: nothing changes
 
 
 class _ConstantDepth:
@@ -80,10 +88,44 @@ def test_scale_response_of_a_network_blind_to_blur() -> None:
         for k in RESPONSE_SCALES
         for g in gts
     ]
-    r = scale_response(_ConstantDepth(), items, flip=True)
+    r = scale_response(_ConstantDepth(), items)
     assert r["k"] == list(RESPONSE_SCALES) and r["slope"] == 0.0
     assert r["prediction_over_captured"] == [1.0] * len(RESPONSE_SCALES)
     assert len(r["abs_rel"]) == len(RESPONSE_SCALES) and r["abs_rel"][0] != r["abs_rel"][-1]
+
+
+class _Checkerboard:
+    """A network whose depth is right on average but speckled: 2 m times a ±30 % checkerboard."""
+
+    hparams: dict = {}
+
+    def eval(self) -> _Checkerboard:
+        return self
+
+    def predict_depth(self, image: torch.Tensor, focus: torch.Tensor, camera: dict) -> dict[str, torch.Tensor]:
+        h, w = image.shape[-2:]
+        board = (torch.arange(h)[:, None] // 4 + torch.arange(w)[None, :] // 4) % 2
+        return {"depth": (2.0 * (1.0 + 0.3 * (2 * board - 1))).expand_as(image[:, :1]).float()}
+
+
+def test_dev_fold_scores_scenes_held_out_of_the_fold_only_and_picks_the_best_smoothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_dfd_indoor import _write
+
+    _write(tmp_path, "train", {i: 40.0 * i for i in range(10)}, {i: 40.0 * i + 0.2 for i in range(10)})
+    monkeypatch.setattr(SDGSModule, "load_from_checkpoint", lambda *a, **k: _Checkerboard())
+    validation = [p.name for p in sorted((tmp_path / "dfd_dataset_indoor_N2_8" / "depth" / "train").iterdir())][-1:]
+    out = dev_fold(str(tmp_path), validation, tmp_path / "runs" / "fold" / "checkpoints" / "last.ckpt")
+    # 10 scenes: the last (validation) and the one before it held out of the fold; the fold trains on 8
+    assert out["training_scenes"] == 8 and len(out["scenes"]) == 1
+    assert out["scenes"][0] + ".png" not in validation
+    scores = out["smooth_px"]
+    assert list(scores) == [f"{s:g}" for s in SMOOTH_GRID_PX]
+    # smoothing averages the speckle away: the chosen σ is the best one and beats no smoothing
+    assert out["chosen_px"] > 0 and scores[f"{out['chosen_px']:g}"]["abs_rel"] < scores["0"]["abs_rel"]
+    assert all(scores[f"{out['chosen_px']:g}"]["abs_rel"] <= m["abs_rel"] for m in scores.values())
+    assert set(out["constant"]) >= {"abs_rel", "rmse", "delta1", "note"}
 
 
 def test_register_shift_finds_a_sub_pixel_shift_and_shifted_undoes_it() -> None:
@@ -176,3 +218,11 @@ def test_carried_rows_keep_model_rows_and_their_first_date(tmp_path: Path) -> No
     assert set(rows) == {"model", "older"}
     assert rows["model"] == {"abs_rel": 0.2, "command": "make real-ckpt", "carried": "2026-12-01 10:00:00"}
     assert rows["older"]["carried"] == "2026-11-20 09:00:00"
+
+
+def test_the_configs_output_smoothing_is_the_dev_folds_choice() -> None:
+    """The committed bench/real.json's dev fold chose the σ the real-photo config ships (not the validation rooms)."""
+    dev = json.loads((REPO / "bench" / "real.json").read_text())["dev_fold"]
+    raw = yaml.safe_load((REPO / TRAINING_CONFIG).read_text())
+    assert raw["model"]["predict_smooth_px"] == dev["chosen_px"] == dev["config_px"]
+    assert dev["chosen_px"] in SMOOTH_GRID_PX and str(DEV_FOLD_RUN) == dev["run"]

@@ -61,8 +61,15 @@ def test_real_photographs_become_rows_and_a_section_and_lead_the_figures(tmp_pat
         "rows": {
             "sdgs, self-supervised": {"abs_rel": 0.2, "rmse": 0.9, "delta1": 0.654, "note": "trained on DFD stacks"},
             "constant": {"abs_rel": 0.3, "rmse": 1.4, "delta1": 0.4},
+            "ablation: older": {"abs_rel": 0.25, "rmse": 1.0, "delta1": 0.5, "command": "c", "carried": "2026-12-01"},
         },
-    }
+        "dev_fold": {
+            "run": "runs/fold", "training_scenes": 65, "scenes": ["a", "b"], "chosen_px": 32.0, "config_px": 32.0,
+            "constant": {"abs_rel": 0.58, "rmse": 1.2, "delta1": 0.24},
+            "smooth_px": {"0": {"abs_rel": 0.474, "rmse": 1.04, "delta1": 0.438},
+                          "32": {"abs_rel": 0.472, "rmse": 1.03, "delta1": 0.442}},
+        },
+    }  # fmt: skip
     (repo / "bench" / "real.json").write_text(json.dumps(real))
     for name in ("real_photos.png", "prediction.png"):
         (repo / "docs" / name).write_bytes(b"")
@@ -70,6 +77,10 @@ def test_real_photographs_become_rows_and_a_section_and_lead_the_figures(tmp_pat
     results, readme = pages[repo / "docs" / "results.md"], pages[repo / "README.md"]
     assert f"## {REAL_SECTION}" in results and "trained on DFD stacks" in results
     assert "| sdgs, self-supervised | 0.200 | 0.900 | 65.4 |" in results  # δ1 fraction -> percent
+    # a row measured before the output smoothing says so; the dev fold's choice is a table
+    assert "(measured 2026-12-01; not re-run; without the output smoothing)" in results
+    assert "first 65 training scenes, scored on the next 2" in results and "Chosen: σ = 32 px" in results
+    assert "| 32 | 0.472 | 1.030 | 44.2 |" in results
     assert "| real photos (DFD-indoor test split, 3 photos) | sdgs, self-supervised | one image | 0.200 |" in readme
     assert "|  | constant | one image | 0.300 | 1.400 | 40.0 |" in readme
     figures = [line for line in readme.splitlines() if line.startswith("![")]

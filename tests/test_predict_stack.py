@@ -145,3 +145,34 @@ def test_predict_photo_averages_the_mirrored_photo_in_log_depth() -> None:
     mirrored = predict_photo(Ramp(), rgb[:, ::-1], 1.7, DFD_INDOOR, flip_average=False)[:, ::-1]
     np.testing.assert_allclose(both, np.sqrt(plain * mirrored), rtol=1e-5)
     assert not np.allclose(plain, mirrored)  # the ramp is not mirror-symmetric: the average did something
+
+
+def test_predict_photo_smooths_log_depth_with_the_models_own_sigma_by_default() -> None:
+    """``smooth_px``: a Gaussian of σ px on log depth; None = the model's ``predict_smooth_px`` (0 without one)."""
+    import numpy as np
+
+    from sdgs.optics import DFD_INDOOR, gaussian_psf_blur
+    from sdgs.predict import predict_photo
+
+    class Speckled:  # depth 1-3 m, different at every pixel
+        hparams: dict = {}
+
+        def predict_depth(self, image, focus_m, camera):
+            return {"depth": 1.0 + 2.0 * image.mean(1, keepdim=True)}
+
+    rgb = np.random.default_rng(1).random((40, DFD_INDOOR.width_px, 3)).astype(np.float32)
+    model = Speckled()
+    raw = predict_photo(model, rgb, 1.7, DFD_INDOOR, flip_average=False)
+    np.testing.assert_allclose(predict_photo(model, rgb, 1.7, DFD_INDOOR, flip_average=False, smooth_px=0.0), raw)
+    smooth = predict_photo(model, rgb, 1.7, DFD_INDOOR, flip_average=False, smooth_px=3.0)
+    expected = gaussian_psf_blur(torch.from_numpy(np.log(raw))[None, None], 3.0).exp()[0, 0].numpy()
+    np.testing.assert_allclose(smooth, expected, rtol=1e-5)
+    assert smooth.std() < 0.5 * raw.std()  # the speckle is averaged away
+    model.hparams = {"predict_smooth_px": 3.0}  # the checkpoint's own value is the default
+    np.testing.assert_allclose(predict_photo(model, rgb, 1.7, DFD_INDOOR, flip_average=False), smooth, rtol=1e-6)
+    with pytest.raises(ValueError, match="smooth_px"):
+        predict_photo(model, rgb, 1.7, DFD_INDOOR, smooth_px=-1.0)
+    from sdgs.lit.module import SDGSModule
+
+    with pytest.raises(ValueError, match="predict_smooth_px"):
+        SDGSModule(predict_smooth_px=-1.0)

@@ -102,6 +102,11 @@ def test_predict_on_photos_writes_outputs_and_skips_bad_files(tmp_path: Path) ->
         assert im.mode.startswith("I") and np.asarray(im).max() == pytest.approx(depth.max() * 1000, abs=1)
     assert (tmp_path / "out" / "a_depth_vis.png").is_file() and (tmp_path / "out" / "a_preview.png").is_file()
     assert not list((tmp_path / "out").glob("broken*")) and not list((tmp_path / "out").glob(".*tmp*"))
+    # a bad option is refused before the model loads, and nothing is written
+    bad = subprocess.run(
+        [*cmd[:-2], "--smooth-px", "-1", "--out", str(tmp_path / "out2")], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "--smooth-px must be >= 0" in bad.stderr and not (tmp_path / "out2").exists()
 
 
 def test_table_writer_shows_needs_data_and_peers(tmp_path: Path) -> None:

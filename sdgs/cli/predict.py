@@ -124,6 +124,9 @@ def predict_main(argv: Sequence[str]) -> int:
                         help="focus distance in metres (default: EXIF SubjectDistance)")  # fmt: skip
     parser.add_argument("--camera", default="fod500", help="fod500, nyuv2, d3net or a camera .json")
     parser.add_argument("--out", default="predictions", help="output folder")
+    parser.add_argument("--smooth-px", "--smooth_px", dest="smooth_px", type=float | None, default=None,
+                        help="Gaussian sigma (px at the camera's width) on log depth; default: the checkpoint's "
+                        "model.predict_smooth_px (0: none)")  # fmt: skip
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(list(argv))
 
@@ -136,6 +139,8 @@ def predict_main(argv: Sequence[str]) -> int:
         camera = get_camera(args.camera)
         if args.focus is not None:
             check_focus(args.focus, camera)
+        if args.smooth_px is not None and not args.smooth_px >= 0:
+            raise ValueError(f"--smooth-px must be >= 0 (a Gaussian sigma in px), got {args.smooth_px}")
     except (TypeError, ValueError) as err:
         return fail(f"{err}")
     src = Path(args.input)
@@ -164,7 +169,7 @@ def predict_main(argv: Sequence[str]) -> int:
                 raise DataError(f"{path}: no --focus-distance given and no EXIF SubjectDistance in the file")
             check_focus(focus, camera)
             rgb = read_image(path)
-            depth = predict_photo(model, rgb, focus, camera, args.device)
+            depth = predict_photo(model, rgb, focus, camera, args.device, smooth_px=args.smooth_px)
             with atomic_paths(targets) as temps:  # all four files or none
                 with open(temps[0], "wb") as f:  # a handle: np.save would append ".npy" to the temporary name
                     np.save(f, depth.astype(np.float32))

@@ -104,6 +104,10 @@ class SDGSModule(L.LightningModule):
         train_focus_indices: train on these images of each stack only (the Siamese pair is drawn among them;
             one index = one image per scene, no pair); None = every image. The no-defocus control of
             ``bench/real.py`` trains on the appended real photo alone.
+        predict_smooth_px: Gaussian σ (px at the camera's width) that :func:`sdgs.predict.predict_photo` (``sdgs
+            predict``, ``make bench-real``) applies to a photo's log depth; training and validation never use it.
+            For real photos, where the network's depth inside a room follows texture more than blur
+            (``lightning_configs/dfd_indoor.yaml``).
         channels_last: keep the networks' conv weights (and so their activations) in channels-last memory
             format: faster convolutions on tensor-core GPUs, esp. with bf16 (``trainer.precision: bf16-mixed``).
             No effect on the numbers.
@@ -146,12 +150,15 @@ class SDGSModule(L.LightningModule):
         test_focus_index: int | None = None,
         train_focus_indices: list[int] | None = None,
         channels_last: bool = False,
+        predict_smooth_px: float = 0.0,
     ) -> None:
         super().__init__()
         if stage not in ("joint", "sdnet", "depthnet"):
             raise ValueError(f"model.stage must be 'joint', 'sdnet' or 'depthnet', got {stage!r}")
         if target_space is not None and target_space not in losses.DEPTH_LOSSES and target_space != "coc":
             raise ValueError(f"model.target_space must be 'log_depth', 'abs_rel', 'coc' or null, got {target_space!r}")
+        if not predict_smooth_px >= 0:
+            raise ValueError(f"model.predict_smooth_px must be >= 0 (a Gaussian sigma in px), got {predict_smooth_px}")
         self.save_hyperparameters()
         # the default resolved: hparams (and so checkpoints) record the loss actually used
         self.hparams["target_space"] = target_space or ("abs_rel" if supervised else "log_depth")
