@@ -64,6 +64,7 @@ prediction | ground truth, from a checkpoint scored in this run only.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -240,17 +241,24 @@ def recipe_note(run: Path, recipe: dict) -> str:
     return f"; {', '.join(deviations)}" if deviations else ""
 
 
-def carried_rows(path: Path) -> dict[str, dict]:
-    """Model rows of an earlier ``bench/real.json`` at ``path`` (none if absent), each with ``carried``: the date
-    its figures were measured (a row carried before keeps its first date)."""
+def carried_results(path: Path) -> dict:
+    """What a rerun keeps of an earlier ``bench/real.json`` at ``path`` (nothing if absent): its model rows
+    (``rows``) and its ``dev_fold``, each with ``carried``: the date its figures were measured (an entry carried
+    before keeps its first date)."""
     if not path.is_file():
-        return {}
+        return {"rows": {}}
     previous = json.loads(path.read_text())
-    return {
-        label: {**row, "carried": row.get("carried", previous.get("date", "unknown date"))}
-        for label, row in previous.get("rows", {}).items()
-        if "command" in row  # model rows only: the baselines are measured anew every run
+    mark = lambda entry: {**entry, "carried": entry.get("carried", previous.get("date", "unknown date"))}  # noqa: E731
+    kept = {
+        "rows": {
+            label: mark(row)
+            for label, row in previous.get("rows", {}).items()
+            if "command" in row  # model rows only: the baselines are measured anew every run
+        }
     }
+    if previous.get("dev_fold"):
+        kept["dev_fold"] = mark(previous["dev_fold"])
+    return kept
 
 
 def score(preds: list[torch.Tensor], gts: list[torch.Tensor]) -> dict[str, float]:
@@ -340,13 +348,14 @@ def dev_fold(data_dir: str, validation: list[str], ckpt: Path) -> dict:
     names) with each :data:`SMOOTH_GRID_PX` output smoothing, beside the constant of its own training scenes.
     ``chosen_px``: the σ of the lowest AbsRel (the smaller σ on a tie)."""
     dm = DFDIndoorDataModule(data_dir, aperture="N2_8", val_fraction=DEV_FOLD_VAL_FRACTION, batch_size=1)
-    held = dm.dataset("val")
-    dev = [i for i in range(len(held)) if held.pairs[i][1].name not in set(validation)]
+    held, train = dm.dataset("val"), dm.dataset("train")
+    validation = set(validation)
+    dev = [i for i in range(len(held)) if held.pairs[i][1].name not in validation]
     if not dev:
         raise RuntimeError(f"no dev scenes: val_fraction {DEV_FOLD_VAL_FRACTION} holds out the validation scenes only")
     items = [held.load(i) for i in dev]
     gts = [x["depth"] for x in items]
-    const = constant_depth(dm.dataset("train"), max_samples=10_000)
+    const = constant_depth(train, max_samples=10_000)
     model = SDGSModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
     scores = {}
     for sigma in SMOOTH_GRID_PX:
@@ -359,7 +368,7 @@ def dev_fold(data_dir: str, validation: list[str], ckpt: Path) -> dict:
     chosen = min(SMOOTH_GRID_PX, key=lambda s: (scores[f"{s:g}"]["abs_rel"], s))
     return {
         "run": str(ckpt.parents[1]),
-        "training_scenes": len(dm.dataset("train").pairs),
+        "training_scenes": len(train.pairs),
         "scenes": [held.pairs[i][1].name.removesuffix(".png") for i in dev],
         "constant": {**score([torch.full_like(g, const) for g in gts], gts), "note": f"{const:.3f} m"},
         "smooth_px": scores,
@@ -367,10 +376,16 @@ def dev_fold(data_dir: str, validation: list[str], ckpt: Path) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=1)
+def training_config():
+    """:data:`TRAINING_CONFIG` as ``sdgs fit`` parses it, parsed once (read it, do not change it)."""
+    return parse_config(["--config", TRAINING_CONFIG])
+
+
 def training_setup() -> tuple[dict, SplatFitConfig]:
     """The training configuration's stacks (its ``synth_focus_m`` (m) and :data:`RECIPE_KEYS` data options) and
     its teacher's settings."""
-    config = parse_config(["--config", TRAINING_CONFIG])
+    config = training_config()
     known = {f.name for f in fields(SplatFitConfig)}
     teacher = SplatFitConfig(**{k: v for k, v in config.splat.as_dict().items() if k in known})
     data = config.data.init_args
@@ -628,17 +643,17 @@ def main() -> None:
     rows["no learning, focal stack: depth from focus"] = {**score(dff, gts), "input": "focal stack"}
 
     moved = [] if args.quick else moved_rooms(dms["synth"])
-    earlier = carried_rows(Path(args.out)) if args.carry else {}
+    earlier = carried_results(Path(args.out)) if args.carry else {"rows": {}}
     missing, photos, figure_preds = {}, [], []
     # every network with the training configuration's output smoothing unless its row says otherwise, so rows
     # compare networks (sdgs predict reads a checkpoint's own model.predict_smooth_px)
-    smooth = float(parse_config(["--config", TRAINING_CONFIG]).model.predict_smooth_px)
+    smooth = float(training_config().model.predict_smooth_px)
     for label, (run, kind, row_opts) in models.items():
         opts = {"smooth_px": smooth, **row_opts}
         ckpt = Path(args.runs) / run / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
-            if label in earlier:
-                rows[label] = {**earlier[label], "command": MAKE[run]}
+            if label in earlier["rows"]:
+                rows[label] = {**earlier["rows"][label], "command": MAKE[run]}
             else:
                 missing[label] = f"{ckpt} not found: {MAKE[run]}"
             continue
@@ -659,13 +674,12 @@ def main() -> None:
             photos = [real[i]["stack"][0].permute(1, 2, 0).numpy() for i in args.figure_scenes]
             figure_preds = [preds[i][0].numpy() for i in args.figure_scenes]
     fold_ckpt = Path(args.runs) / DEV_FOLD_RUN / "checkpoints" / "last.ckpt"
-    previous = json.loads(Path(args.out).read_text()) if args.carry and Path(args.out).is_file() else {}
     if args.quick:
         dev = None
     elif fold_ckpt.is_file():
         dev = {**dev_fold(args.data_dir, names["N2_8"], fold_ckpt), "config_px": smooth}
-    elif previous.get("dev_fold"):
-        dev = {**previous["dev_fold"], "carried": previous["dev_fold"].get("carried", previous.get("date"))}
+    elif "dev_fold" in earlier:
+        dev = earlier["dev_fold"]
     else:
         dev, missing["dev fold"] = None, f"{fold_ckpt} not found: {MAKE[DEV_FOLD_RUN]}"
     if figure_preds and not args.quick:

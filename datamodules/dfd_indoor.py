@@ -165,11 +165,6 @@ def checked_depth_scales(depth_scales: Sequence[float], synthesized: bool) -> tu
     return scales
 
 
-def _blurred(image: Tensor, sigma_px: float) -> Tensor:
-    """``(3, H, W)`` image blurred by a Gaussian of ``sigma_px`` (kornia, as the synthesis; reflected borders)."""
-    return gaussian_psf_blur(image[None], sigma_px)[0]
-
-
 class DFDIndoorDataset(StackDataset):
     """Pairs of DFD-indoor image + depth; real single images or synthesised focal stacks.
 
@@ -303,7 +298,8 @@ class DFDIndoorDataset(StackDataset):
         focus = list(lens.focus_distances_m)
         if real_twin and self.twin_base_blur_px > 0:
             stack = torch.as_tensor(stack).clone()
-            stack[-1] = torch.round(_blurred(stack[-1], self.twin_base_blur_px) * 255) / 255  # 8 bits, as the photo
+            blurred = gaussian_psf_blur(stack[-1][None], self.twin_base_blur_px)[0]
+            stack[-1] = torch.round(blurred * 255) / 255  # 8 bits, as the photo
         if self.real_images is not None and not twin:
             path = self.real_images[scene]
             real = torch.from_numpy(read_image(path)).permute(2, 0, 1)

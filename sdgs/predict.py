@@ -33,6 +33,10 @@ def predict_photo(
     model's own ``predict_smooth_px`` (0 for a model without one). A single photo's blur says little at the
     scale of texture; the real-photo model's value and how it was chosen: ``lightning_configs/dfd_indoor.yaml``.
     """
+    if smooth_px is None:
+        smooth_px = float(getattr(model, "hparams", {}).get("predict_smooth_px", 0.0))
+    if smooth_px < 0:
+        raise ValueError(f"smooth_px must be >= 0 (a Gaussian sigma in px), got {smooth_px}")
     h, w = rgb.shape[:2]
     img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device)
     cw = camera.width_px
@@ -46,10 +50,6 @@ def predict_photo(
         if flip_average:
             mirrored = model.predict_depth(small.flip(-1), focus, cam_batch)["depth"].flip(-1)
             depth = torch.exp(0.5 * (depth.log() + mirrored.log()))
-        if smooth_px is None:
-            smooth_px = float(getattr(model, "hparams", {}).get("predict_smooth_px", 0.0))
-        if smooth_px < 0:
-            raise ValueError(f"smooth_px must be >= 0 (a Gaussian sigma in px), got {smooth_px}")
         if smooth_px > 0:
             depth = gaussian_psf_blur(depth.log(), smooth_px).exp()
     if depth.shape[-2:] != (h, w):

@@ -15,7 +15,7 @@ from bench.real import (
     SMOOTH_GRID_PX,
     TEACHER_VARIANTS,
     TRAINING_CONFIG,
-    carried_rows,
+    carried_results,
     dev_fold,
     other_real_fit,
     real_blur_vs_lens,
@@ -204,7 +204,7 @@ def test_other_real_fit_flips_the_real_photos_flag_only() -> None:
 
 def test_carried_rows_keep_model_rows_and_their_first_date(tmp_path: Path) -> None:
     """Rows of absent checkpoints survive a rerun with the date they were measured; baselines are re-measured."""
-    assert carried_rows(tmp_path / "none.json") == {}
+    assert carried_results(tmp_path / "none.json") == {"rows": {}}
     earlier = {
         "date": "2026-12-01 10:00:00",
         "rows": {
@@ -212,9 +212,12 @@ def test_carried_rows_keep_model_rows_and_their_first_date(tmp_path: Path) -> No
             "model": {"abs_rel": 0.2, "command": "make real-ckpt"},
             "older": {"abs_rel": 0.25, "command": "sdgs fit …", "carried": "2026-11-20 09:00:00"},
         },
+        "dev_fold": {"chosen_px": 32.0},
     }
     (tmp_path / "real.json").write_text(json.dumps(earlier))
-    rows = carried_rows(tmp_path / "real.json")
+    kept = carried_results(tmp_path / "real.json")
+    assert kept["dev_fold"] == {"chosen_px": 32.0, "carried": "2026-12-01 10:00:00"}  # the dev fold is kept too
+    rows = kept["rows"]
     assert set(rows) == {"model", "older"}
     assert rows["model"] == {"abs_rel": 0.2, "command": "make real-ckpt", "carried": "2026-12-01 10:00:00"}
     assert rows["older"]["carried"] == "2026-11-20 09:00:00"
